@@ -1,0 +1,35 @@
+//! The guide's `client_client_stream.py`: streams indices as they are typed,
+//! then prints the sum of their Fibonacci numbers.
+
+use std::process::ExitCode;
+
+use fibonacci_grpc::client::{self, ClientError};
+use fibonacci_grpc::proto::Number;
+use futures::SinkExt;
+use futures_executor::block_on;
+use grpcio::WriteFlags;
+
+fn main() -> ExitCode {
+    client::run(|session| {
+        let (mut requests, reply) = session.client.sum_indicies()?;
+        while let Some(index) = session
+            .terminal
+            .ask_next_index("enter an index (or nothing to stop): ")?
+        {
+            if block_on(requests.send((Number::from(index), WriteFlags::default()))).is_err() {
+                // The server has already ended the call (it refused an
+                // index): its status says why.
+                return Err(block_on(reply)
+                    .err()
+                    .map_or(ClientError::CallEnded, Into::into));
+            }
+        }
+        session.terminal.say("done sending")?;
+        // Closing fails only if the call has already ended; `reply` then
+        // carries the status.
+        let _ = block_on(requests.close());
+        let sum = block_on(reply)?;
+        session.terminal.say(&format!("Sum: {}", sum.value))?;
+        Ok(())
+    })
+}

@@ -1,0 +1,23 @@
+//! The guide's `client_server_stream.py`: asks for a count, prints the
+//! first that many Fibonacci numbers as the server streams them.
+
+use std::process::ExitCode;
+
+use fibonacci_grpc::client;
+use fibonacci_grpc::proto::Number;
+use futures::TryStreamExt;
+
+fn main() -> ExitCode {
+    client::run(|session| {
+        let count = session.terminal.ask_index("enter an index integer: ")?;
+        let mut replies = session.client.get_sequence(&Number::from(count))?;
+        let mut index = 0;
+        while let Some(reply) = futures_executor::block_on(replies.try_next())? {
+            index += 1;
+            session
+                .terminal
+                .say(&format!("Fibonacci #{index}: {}", reply.value))?;
+        }
+        Ok(())
+    })
+}

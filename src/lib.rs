@@ -1,0 +1,24 @@
+//! The Python gRPC guide's Fibonacci service, in Rust on the gRPC C core
+//! (grpcio), wire-compatible with the guide's Python programs.
+//!
+//! Where things live:
+//! - [`fibonacci`]: the arithmetic and its int32 limits; pure functions, no
+//!   gRPC types.
+//! - [`status`]: the one place a domain error becomes a gRPC status.
+//! - [`service`]: the servicer, one handler per rpc in proto order.
+//! - [`server`]: start-up (bind, listen) and graceful shutdown;
+//!   [`shutdown`]: the signals that trigger it.
+//! - [`client`]: what the four client binaries share: connecting,
+//!   prompting, reading lines, reporting errors.
+//! - [`proto`]: the message and stubs generated from
+//!   `proto/fibonacci.proto` at build time.
+//!
+//! The binaries in `bin/` only parse their arguments and call into these.
+
+pub mod client;
+pub mod fibonacci;
+pub mod proto;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod status;

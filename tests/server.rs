@@ -1,0 +1,134 @@
+//! The server binary as an operator meets it: its address line, a taken
+//! port, SO_REUSEPORT on request, graceful shutdown on SIGTERM and SIGINT
+//! with a call in flight, and the grace period running out.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+use fibonacci_grpc::proto::Number;
+use futures::{SinkExt, TryStreamExt};
+use futures_executor::block_on;
+use grpcio::WriteFlags;
+
+fn port_of(address: &str) -> &str {
+    address.rsplit(':').next().expect("host:port")
+}
+
+#[test]
+fn a_taken_port_is_one_line_and_exit_1() {
+    let server = ServerProcess::start();
+    let port = port_of(&server.address);
+    let output = Command::new(SERVER)
+        .args(["--host", "127.0.0.1", "--port", port])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run a second server");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!("error: cannot listen on 127.0.0.1:{port}: Address already in use (os error 98)\n")
+    );
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn reuse_port_lets_a_second_server_share_the_port() {
+    let first = ServerProcess::start_with(&["--reuse-port"]);
+    let port = port_of(&first.address).to_string();
+    let second = ServerProcess::start_with(&["--reuse-port", "--port", &port]);
+    assert_eq!(second.address, first.address);
+    assert_eq!(
+        grpc_client(&second.address)
+            .at_index(&Number::from(7))
+            .unwrap()
+            .value,
+        13
+    );
+}
+
+#[test]
+fn sigterm_lets_a_call_in_flight_finish() {
+    let mut server = ServerProcess::start();
+    let client = grpc_client(&server.address);
+    let (mut requests, mut replies) = client.stream_sequence().unwrap();
+    block_on(requests.send((Number::from(1), WriteFlags::default()))).unwrap();
+    assert_eq!(
+        block_on(replies.try_next()).unwrap().map(|n| n.value),
+        Some(1)
+    );
+
+    server.signal(libc::SIGTERM);
+    assert_eq!(
+        server.next_line(),
+        "SIGTERM: shutting down, grace period 5s"
+    );
+
+    // The open call goes on as if nothing happened...
+    block_on(requests.send((Number::from(2), WriteFlags::default()))).unwrap();
+    assert_eq!(
+        block_on(replies.try_next()).unwrap().map(|n| n.value),
+        Some(1)
+    );
+    assert_eq!(
+        block_on(replies.try_next()).unwrap().map(|n| n.value),
+        Some(2)
+    );
+    // ...and ends with OK once the client closes its side.
+    block_on(requests.close()).unwrap();
+    assert_eq!(block_on(replies.try_next()).unwrap(), None);
+
+    assert_eq!(server.next_line(), "stopped: every call in flight finished");
+    assert_eq!(server.wait().code(), Some(0));
+}
+
+#[test]
+fn sigint_with_nothing_in_flight_stops_at_once() {
+    let mut server = ServerProcess::start();
+    server.signal(libc::SIGINT);
+    assert_eq!(server.next_line(), "SIGINT: shutting down, grace period 5s");
+    assert_eq!(server.next_line(), "stopped: every call in flight finished");
+    assert_eq!(server.wait().code(), Some(0));
+}
+
+#[test]
+fn calls_still_open_after_the_grace_period_are_cancelled() {
+    let mut server = ServerProcess::start_with(&["--grace-period", "0.5"]);
+    let client = grpc_client(&server.address);
+    let (mut requests, mut replies) = client.stream_sequence().unwrap();
+    block_on(requests.send((Number::from(1), WriteFlags::default()))).unwrap();
+    assert_eq!(
+        block_on(replies.try_next()).unwrap().map(|n| n.value),
+        Some(1)
+    );
+
+    server.signal(libc::SIGTERM);
+    assert_eq!(
+        server.next_line(),
+        "SIGTERM: shutting down, grace period 500ms"
+    );
+    assert_eq!(
+        server.next_line(),
+        "stopped: grace period over, cancelled the calls still open"
+    );
+    assert_eq!(server.wait().code(), Some(0));
+
+    let status = status_of(block_on(replies.try_next()).unwrap_err());
+    // The C core's grpc_server_cancel_all_calls status: UNAVAILABLE, so a
+    // client may retry on another replica.
+    assert_eq!(status, ("UNAVAILABLE".to_string(), "Cancelling all calls".to_string()));
+}
+
+#[test]
+fn help_explains_the_flags() {
+    let output = Command::new(SERVER)
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in ["--host", "--port", "--grace-period", "--reuse-port"] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+    assert_eq!(output.status.code(), Some(0));
+}
