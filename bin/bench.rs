@@ -1,0 +1,2 @@
+//! Load generator (placeholder until the benchmark tool lands).
+fn main() {}
