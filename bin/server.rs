@@ -1,16 +1,18 @@
-//! The Fibonacci gRPC server: `server [--host H] [--port P] [--grace-period S] [--reuse-port]`.
+//! The Fibonacci gRPC server. `server --help` lists the flags.
 
+use std::fs;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use fibonacci_grpc::server::{self, ServerConfig, ShutdownOutcome};
-use fibonacci_grpc::shutdown;
+use fibonacci_grpc::server::{self, Limits, ServerConfig, TlsConfig};
+use fibonacci_grpc::{logging, shutdown};
+use log::{error, info, LevelFilter};
 use structopt::StructOpt;
 
 /// Serves the Fibonacci gRPC service of the Python gRPC guide (AtIndex,
-/// GetSequence, SumIndicies, StreamSequence). Prints "listening on
-/// HOST:PORT" once it accepts calls; SIGINT or SIGTERM shut it down
-/// gracefully.
+/// GetSequence, SumIndicies, StreamSequence), with the standard health and
+/// reflection services. Prints "listening on HOST:PORT (...)" once it
+/// accepts calls; SIGINT or SIGTERM shut it down gracefully.
 #[derive(Debug, StructOpt)]
 #[structopt(name = "server")]
 struct Options {
@@ -31,6 +33,46 @@ struct Options {
     /// one host. Off by default, so a taken port is an error.
     #[structopt(long)]
     reuse_port: bool,
+
+    /// PEM certificate chain: serve TLS (with --tls-key).
+    #[structopt(long, requires = "tls-key")]
+    tls_cert: Option<String>,
+
+    /// PEM private key of --tls-cert.
+    #[structopt(long, requires = "tls-cert")]
+    tls_key: Option<String>,
+
+    /// PEM CA certificate: require clients to present a certificate it
+    /// signed (mutual TLS; needs --tls-cert).
+    #[structopt(long, requires = "tls-cert")]
+    tls_client_ca: Option<String>,
+
+    /// Log level: error, warn, info, debug (one line per call) or off.
+    /// Default: RUST_LOG if it names a level, else info.
+    #[structopt(long, parse(try_from_str = logging::parse_level))]
+    log: Option<LevelFilter>,
+
+    /// Concurrent calls one connection may have open.
+    #[structopt(long, default_value = "256")]
+    max_concurrent_streams: u32,
+
+    /// Largest message, in bytes, received or sent; larger ones are
+    /// refused with RESOURCE_EXHAUSTED.
+    #[structopt(long, default_value = "65536")]
+    max_message_size: u32,
+
+    /// Seconds of quiet after which a connection is pinged.
+    #[structopt(long, default_value = "60", parse(try_from_str = parse_seconds))]
+    keepalive_time: Duration,
+
+    /// Seconds to wait for the ping's answer before closing the connection.
+    #[structopt(long, default_value = "20", parse(try_from_str = parse_seconds))]
+    keepalive_timeout: Duration,
+
+    /// Memory, in MiB, that the gRPC core may use for all connections and
+    /// calls together.
+    #[structopt(long, default_value = "512")]
+    memory_quota_mib: u32,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -42,37 +84,66 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let options = Options::from_args();
-    let mut signals = match shutdown::listen() {
-        Ok(signals) => signals,
-        Err(error) => {
-            eprintln!("error: cannot install the SIGINT/SIGTERM handlers: {error}");
-            return ExitCode::FAILURE;
+    logging::init(options.log.unwrap_or_else(logging::level_from_env));
+    match run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            error!("{message}");
+            ExitCode::FAILURE
         }
-    };
+    }
+}
+
+fn run(options: Options) -> Result<(), String> {
+    let mut signals = shutdown::listen()
+        .map_err(|error| format!("cannot install the SIGINT/SIGTERM handlers: {error}"))?;
     let config = ServerConfig {
         host: options.host,
         port: options.port,
         reuse_port: options.reuse_port,
+        tls: tls_config(&options.tls_cert, &options.tls_key, &options.tls_client_ca)?,
+        limits: Limits {
+            max_concurrent_streams: options.max_concurrent_streams,
+            max_message_size: options.max_message_size,
+            keepalive_time: options.keepalive_time,
+            keepalive_timeout: options.keepalive_timeout,
+            memory_quota_mib: options.memory_quota_mib,
+        },
     };
-    let running = match server::start(&config) {
-        Ok(running) => running,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("listening on {}", running.address());
+    let running = server::start(&config).map_err(|error| error.to_string())?;
+    info!(
+        "listening on {} ({}, fibonacci-grpc {})",
+        running.address(),
+        config.security(),
+        env!("CARGO_PKG_VERSION")
+    );
 
     let signal = shutdown::wait(&mut signals);
-    println!(
+    info!(
         "{signal}: shutting down, grace period {:?}",
         options.grace_period
     );
-    match running.shutdown(options.grace_period) {
-        ShutdownOutcome::Drained => println!("stopped: every call in flight finished"),
-        ShutdownOutcome::CancelledAfterGrace => {
-            println!("stopped: grace period over, cancelled the calls still open")
-        }
-    }
-    ExitCode::SUCCESS
+    let report = running.shutdown(options.grace_period);
+    info!(
+        "stopped: {} calls drained, {} cancelled",
+        report.drained, report.cancelled
+    );
+    Ok(())
+}
+
+fn tls_config(
+    cert: &Option<String>,
+    key: &Option<String>,
+    client_ca: &Option<String>,
+) -> Result<Option<TlsConfig>, String> {
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return Ok(None);
+    };
+    let read =
+        |path: &String| fs::read(path).map_err(|error| format!("cannot read {path}: {error}"));
+    Ok(Some(TlsConfig {
+        cert_chain: read(cert)?,
+        private_key: read(key)?,
+        client_ca: client_ca.as_ref().map(read).transpose()?,
+    }))
 }

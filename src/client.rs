@@ -7,14 +7,16 @@
 //! `Result<(), ClientError>`.
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use grpcio::{ChannelBuilder, EnvBuilder, RpcStatus};
+use grpcio::{
+    ChannelBuilder, ChannelCredentials, ChannelCredentialsBuilder, EnvBuilder, LbPolicy, RpcStatus,
+};
 use structopt::StructOpt;
 
 use crate::proto::FibonacciClient;
@@ -26,13 +28,56 @@ pub const DEFAULT_ADDRESS: &str = "localhost:1337";
 /// The command line every client takes.
 #[derive(Debug, StructOpt)]
 pub struct ClientOptions {
-    /// Server address, host:port (IPv6 hosts in brackets).
+    /// Server address: host:port (IPv6 hosts in brackets); or several,
+    /// comma-separated, to spread calls over them round robin; or any gRPC
+    /// target URI (dns:///name:port resolves every address of the name).
     #[structopt(default_value = DEFAULT_ADDRESS)]
     pub address: String,
 
     /// Seconds to wait for the connection before giving up.
     #[structopt(long, default_value = "3")]
     pub connect_timeout: u64,
+
+    /// PEM CA certificate to trust: connect with TLS.
+    #[structopt(long)]
+    pub tls_ca: Option<String>,
+
+    /// PEM client certificate, for servers that require one (mutual TLS;
+    /// with --tls-key and --tls-ca).
+    #[structopt(long, requires_all = &["tls-key", "tls-ca"])]
+    pub tls_cert: Option<String>,
+
+    /// PEM private key of --tls-cert.
+    #[structopt(long, requires = "tls-cert")]
+    pub tls_key: Option<String>,
+
+    /// Name to verify the server's certificate against, instead of the host
+    /// in the address.
+    #[structopt(long, requires = "tls-ca")]
+    pub tls_server_name: Option<String>,
+}
+
+impl ClientOptions {
+    /// The gRPC target for `address`: a list of host:port pairs becomes an
+    /// `ipv4:`/`ipv6:` URI the C core resolves to all of them; anything
+    /// else (one host:port, a URI) is used as it is.
+    pub fn target(&self) -> String {
+        const SCHEMES: [&str; 5] = ["dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:"];
+        let addresses: Vec<&str> = self.address.split(',').map(str::trim).collect();
+        if addresses.len() < 2
+            || SCHEMES
+                .iter()
+                .any(|scheme| self.address.starts_with(scheme))
+        {
+            return self.address.clone();
+        }
+        let scheme = if addresses.iter().all(|a| a.starts_with('[')) {
+            "ipv6"
+        } else {
+            "ipv4"
+        };
+        format!("{scheme}:{}", addresses.join(","))
+    }
 }
 
 /// Why a client stopped early; each kind has its exit code.
@@ -43,7 +88,13 @@ pub enum ClientError {
     /// The server answered with a non-OK status (exit 1).
     Status(RpcStatus),
     /// No connection within the timeout (exit 1).
-    Unreachable { address: String, timeout: Duration },
+    Unreachable {
+        address: String,
+        timeout: Duration,
+        tls: bool,
+    },
+    /// A certificate or key file could not be read (exit 1).
+    File { path: String, error: io::Error },
     /// The server ended the call while the client was still sending, and
     /// with an OK status (exit 1; this server never does).
     CallEnded,
@@ -82,11 +133,30 @@ impl fmt::Display for ClientError {
                     status.message()
                 )
             }
-            ClientError::Unreachable { address, timeout } => write!(
+            // The C core does not say why a connection failed, so the
+            // likely causes of each case are named.
+            ClientError::Unreachable {
+                address,
+                timeout,
+                tls: false,
+            } => write!(
                 f,
-                "cannot reach the server at {address} (no connection within {}s)",
+                "cannot reach the server at {address} (no connection within {}s; \
+                 is it running, and does it serve plaintext?)",
                 timeout.as_secs()
             ),
+            ClientError::Unreachable {
+                address,
+                timeout,
+                tls: true,
+            } => write!(
+                f,
+                "cannot reach the server at {address} (no TLS connection within {}s; \
+                 is it running, does its certificate match the CA and name, \
+                 does it require a client certificate?)",
+                timeout.as_secs()
+            ),
+            ClientError::File { path, error } => write!(f, "cannot read {path}: {error}"),
             ClientError::CallEnded => write!(f, "the server ended the call before the input did"),
             ClientError::Grpc(error) => write!(f, "gRPC failure: {error}"),
             ClientError::Io(error) => write!(f, "terminal: {error}"),
@@ -119,6 +189,9 @@ pub struct Session {
 /// one line on stderr and the error's exit code.
 pub fn run(call: impl FnOnce(&mut Session) -> Result<(), ClientError>) -> ExitCode {
     let options = ClientOptions::from_args();
+    // Keeps the C core's own log lines (e.g. a failed TLS handshake) off
+    // stderr: a failure is the one `error:` line below.
+    crate::logging::init(log::LevelFilter::Warn);
     let result = connect(&options).and_then(|client| {
         let mut session = Session {
             client,
@@ -156,15 +229,44 @@ pub fn connect(options: &ClientOptions) -> Result<FibonacciClient, ClientError> 
             .name_prefix("fibonacci-client")
             .build(),
     );
-    let channel = ChannelBuilder::new(env).connect(&options.address);
+    // Round robin spreads calls over every address the target resolves to,
+    // and skips one that stops answering; with one address it changes
+    // nothing.
+    let mut builder = ChannelBuilder::new(env).load_balancing_policy(LbPolicy::RoundRobin);
+    if let Some(name) = &options.tls_server_name {
+        builder = builder.override_ssl_target(name.as_str());
+    }
+    let target = options.target();
+    let channel = match tls_credentials(options)? {
+        Some(credentials) => builder.set_credentials(credentials).connect(&target),
+        None => builder.connect(&target),
+    };
     let timeout = Duration::from_secs(options.connect_timeout);
     if !futures_executor::block_on(channel.wait_for_connected(timeout)) {
         return Err(ClientError::Unreachable {
             address: options.address.clone(),
             timeout,
+            tls: options.tls_ca.is_some(),
         });
     }
     Ok(FibonacciClient::new(channel))
+}
+
+fn tls_credentials(options: &ClientOptions) -> Result<Option<ChannelCredentials>, ClientError> {
+    let Some(ca) = &options.tls_ca else {
+        return Ok(None);
+    };
+    let read = |path: &String| {
+        fs::read(path).map_err(|error| ClientError::File {
+            path: path.clone(),
+            error,
+        })
+    };
+    let mut builder = ChannelCredentialsBuilder::new().root_cert(read(ca)?);
+    if let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) {
+        builder = builder.cert(read(cert)?, read(key)?);
+    }
+    Ok(Some(builder.build()))
 }
 
 /// Prompts and reads lines the way Python's `input()` does: the prompt goes
@@ -254,6 +356,26 @@ mod tests {
         let mut terminal = Prompter::new(&mut input, Vec::new());
         assert_eq!(terminal.ask("").unwrap().as_deref(), Some("7"));
         assert_eq!(input, b"5\n");
+    }
+
+    #[test]
+    fn address_lists_become_one_target() {
+        let target = |address: &str| {
+            ClientOptions::from_iter_safe(["client", address])
+                .unwrap()
+                .target()
+        };
+        assert_eq!(target("localhost:1337"), "localhost:1337");
+        assert_eq!(
+            target("127.0.0.1:1,127.0.0.1:2"),
+            "ipv4:127.0.0.1:1,127.0.0.1:2"
+        );
+        assert_eq!(target("[::1]:1,[::1]:2"), "ipv6:[::1]:1,[::1]:2");
+        assert_eq!(target("dns:///fibonacci:1337"), "dns:///fibonacci:1337");
+        assert_eq!(
+            target("ipv4:127.0.0.1:1,127.0.0.1:2"),
+            "ipv4:127.0.0.1:1,127.0.0.1:2"
+        );
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //!   gRPC types.
 //! - [`status`]: the one place a domain error becomes a gRPC status.
 //! - [`service`]: the servicer, one handler per rpc in proto order.
-//! - [`server`]: start-up (bind, listen) and graceful shutdown;
-//!   [`shutdown`]: the signals that trigger it.
+//! - [`calls`]: the count of calls in flight and the per-call log line.
+//! - [`server`]: start-up (services, TLS, limits, bind) and graceful
+//!   shutdown; [`shutdown`]: the signals that trigger it.
+//! - [`reflection`]: the standard server reflection service (v1, v1alpha).
+//! - [`logging`]: the logger, for the server's lines and the C core's.
 //! - [`client`]: what the four client binaries share: connecting,
 //!   prompting, reading lines, reporting errors.
 //! - [`proto`]: the message and stubs generated from
@@ -15,9 +18,12 @@
 //!
 //! The binaries in `bin/` only parse their arguments and call into these.
 
+pub mod calls;
 pub mod client;
 pub mod fibonacci;
+pub mod logging;
 pub mod proto;
+pub mod reflection;
 pub mod server;
 pub mod service;
 pub mod shutdown;

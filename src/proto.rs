@@ -7,10 +7,10 @@ include!(concat!(env!("OUT_DIR"), "/fibonacci_generated.rs"));
 pub use self::fibonacci::Number;
 pub use self::fibonacci_grpc::{create_fibonacci, Fibonacci, FibonacciClient};
 
-/// The serialized `FileDescriptorSet` of `proto/fibonacci.proto`, from the
-/// same parse as the generated code.
-pub const DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/fibonacci_descriptor_set.bin"));
+/// The serialized `FileDescriptorProto` of `proto/fibonacci.proto`, from
+/// the same parse as the generated code (served by server reflection).
+pub const FILE_DESCRIPTOR: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/fibonacci_descriptor.bin"));
 
 impl From<i32> for Number {
     fn from(value: i32) -> Number {

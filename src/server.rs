@@ -1,9 +1,11 @@
 //! Server start-up and graceful shutdown.
 //!
-//! [`start`] builds a grpcio server with the Fibonacci service, binds it and
-//! starts it; [`RunningServer::shutdown`] stops it the way an operator
-//! expects: no new calls, calls in flight get a grace period to finish, what
-//! is left after it is cancelled.
+//! [`start`] builds a grpcio server with the Fibonacci service, the
+//! standard health and reflection services, the configured transport
+//! security and limits, binds it and starts it. [`RunningServer::shutdown`]
+//! stops it the way an operator expects: health turns NOT_SERVING first,
+//! then no new calls are accepted, calls in flight get a grace period to
+//! finish, and what is left after it is cancelled.
 
 use std::fmt;
 use std::io;
@@ -13,10 +15,20 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use grpcio::{ChannelBuilder, EnvBuilder, Server, ServerBuilder, ServerCredentials};
+use grpcio::{
+    CertificateRequestType, ChannelBuilder, EnvBuilder, ResourceQuota, Server, ServerBuilder,
+    ServerCredentials, ServerCredentialsBuilder,
+};
+use grpcio_health::{HealthService, ServingStatus};
 
+use crate::calls::CallTracker;
 use crate::proto::create_fibonacci;
+use crate::reflection;
 use crate::service::FibonacciService;
+
+/// The service name health reports on, besides "" (the whole server).
+pub const FIBONACCI_SERVICE: &str = "fibonacci.Fibonacci";
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
 /// Where and how to serve.
 #[derive(Clone, Debug)]
@@ -24,13 +36,15 @@ pub struct ServerConfig {
     /// Host to bind: an IP address or name; `[::]` (or `::`) is every
     /// interface, IPv4 and IPv6.
     pub host: String,
-    /// Port to bind; 0 lets the system pick one (see
-    /// [`RunningServer::port`]).
+    /// Port to bind; 0 lets the system pick one.
     pub port: u16,
     /// Let other processes bind the same port (SO_REUSEPORT). Off by
     /// default, so a second server on a taken port fails instead of
     /// silently sharing it (the C core turns it on unless told otherwise).
     pub reuse_port: bool,
+    /// TLS, if any; plaintext otherwise.
+    pub tls: Option<TlsConfig>,
+    pub limits: Limits,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +53,55 @@ impl Default for ServerConfig {
             host: "[::]".to_string(),
             port: 1337,
             reuse_port: false,
+            tls: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// PEM material for TLS.
+#[derive(Clone)]
+pub struct TlsConfig {
+    pub cert_chain: Vec<u8>,
+    pub private_key: Vec<u8>,
+    /// With a client CA, clients must present a certificate it signed
+    /// (mutual TLS).
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for TlsConfig {
+    // Never print a private key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("mutual", &self.client_ca.is_some())
+            .finish()
+    }
+}
+
+/// Bounds that keep one client from starving the others.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Concurrent calls (HTTP/2 streams) one connection may have open.
+    pub max_concurrent_streams: u32,
+    /// Largest message received or sent, in bytes; a larger one ends its
+    /// call with RESOURCE_EXHAUSTED.
+    pub max_message_size: u32,
+    /// Idle time after which the server pings a connection...
+    pub keepalive_time: Duration,
+    /// ...and how long it waits for the answer before closing it.
+    pub keepalive_timeout: Duration,
+    /// Memory the C core may use for all connections and calls together.
+    pub memory_quota_mib: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_concurrent_streams: 256,
+            max_message_size: 64 * 1024,
+            keepalive_time: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
+            memory_quota_mib: 512,
         }
     }
 }
@@ -51,6 +114,32 @@ impl ServerConfig {
         } else {
             self.host.clone()
         }
+    }
+
+    /// "plaintext", "TLS" or "mutual TLS".
+    pub fn security(&self) -> &'static str {
+        match &self.tls {
+            None => "plaintext",
+            Some(TlsConfig {
+                client_ca: None, ..
+            }) => "TLS",
+            Some(_) => "mutual TLS",
+        }
+    }
+
+    fn credentials(&self) -> ServerCredentials {
+        let Some(tls) = &self.tls else {
+            return ServerCredentials::insecure();
+        };
+        let mut builder = ServerCredentialsBuilder::new()
+            .add_cert(tls.cert_chain.clone(), tls.private_key.clone());
+        if let Some(ca) = &tls.client_ca {
+            builder = builder.root_cert(
+                ca.clone(),
+                CertificateRequestType::RequestAndRequireClientCertificateAndVerify,
+            );
+        }
+        builder.build()
     }
 }
 
@@ -80,7 +169,8 @@ impl fmt::Display for StartError {
                 reason: None,
             } => write!(
                 f,
-                "cannot listen on {address}: the port is in use or the address is not local"
+                "cannot listen on {address}: the port is in use, the address is not local, \
+                 or the TLS certificate and key do not match"
             ),
             StartError::Build(error) => write!(f, "cannot build the gRPC server: {error}"),
         }
@@ -93,26 +183,62 @@ impl std::error::Error for StartError {}
 pub struct RunningServer {
     server: Server,
     address: String,
+    health: HealthService,
+    calls: CallTracker,
 }
 
 /// How a graceful shutdown ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ShutdownOutcome {
-    /// Every call in flight finished within the grace period.
-    Drained,
-    /// The grace period ran out; the calls still open were cancelled.
-    CancelledAfterGrace,
+pub struct ShutdownReport {
+    /// Calls that were in flight when shutdown began and finished in time.
+    pub drained: usize,
+    /// Calls still open when the grace period ran out, cancelled.
+    pub cancelled: usize,
 }
 
 /// Builds, binds and starts the server.
 pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
     let env = Arc::new(EnvBuilder::new().name_prefix("fibonacci-cq").build());
+    let limits = &config.limits;
+    // The C core takes these as i32; values past that mean "no limit".
+    let clamp = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
     let args = ChannelBuilder::new(Arc::clone(&env))
         .reuse_port(config.reuse_port)
+        .max_concurrent_stream(clamp(limits.max_concurrent_streams))
+        .max_receive_message_len(clamp(limits.max_message_size))
+        .max_send_message_len(clamp(limits.max_message_size))
+        .keepalive_time(limits.keepalive_time)
+        .keepalive_timeout(limits.keepalive_timeout)
+        .set_resource_quota(
+            ResourceQuota::new(Some("fibonacci-server"))
+                .resize_memory(limits.memory_quota_mib as usize * 1024 * 1024),
+        )
         .build_args();
+
+    let calls = CallTracker::default();
+    let health = HealthService::default();
+    let catalog = reflection::Catalog::new(
+        &[
+            FIBONACCI_SERVICE,
+            HEALTH_SERVICE,
+            reflection::V1_SERVICE,
+            reflection::V1ALPHA_SERVICE,
+        ],
+        &[
+            crate::proto::FILE_DESCRIPTOR,
+            HEALTH_FILE_DESCRIPTOR,
+            reflection::V1_FILE_DESCRIPTOR,
+        ],
+    )
+    .map_err(|error| StartError::Build(grpcio::Error::Codec(Box::new(error))))?;
+    let [reflection_v1, reflection_v1alpha] = reflection::services(catalog);
+
     let mut server = ServerBuilder::new(env)
         .channel_args(args)
-        .register_service(create_fibonacci(FibonacciService))
+        .register_service(create_fibonacci(FibonacciService::new(calls.clone())))
+        .register_service(grpcio_health::create_health(health.clone()))
+        .register_service(reflection_v1)
+        .register_service(reflection_v1alpha)
         .build()
         .map_err(StartError::Build)?;
 
@@ -131,17 +257,25 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
         }
     }
     let port = server
-        .add_listening_port(requested.as_str(), ServerCredentials::insecure())
+        .add_listening_port(requested.as_str(), config.credentials())
         .map_err(|_| StartError::Bind {
             address: requested,
             reason: None,
         })?;
     server.start();
+    health.set_serving_status("", ServingStatus::Serving);
+    health.set_serving_status(FIBONACCI_SERVICE, ServingStatus::Serving);
     Ok(RunningServer {
         server,
         address: format!("{host}:{port}"),
+        health,
+        calls,
     })
 }
+
+/// `grpc/health/v1/health.proto` as `build.rs` parsed it, for reflection.
+const HEALTH_FILE_DESCRIPTOR: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/health_v1_descriptor.bin"));
 
 impl RunningServer {
     /// The address served, with the port the system picked if 0 was asked.
@@ -149,9 +283,19 @@ impl RunningServer {
         &self.address
     }
 
+    /// Turns health to NOT_SERVING, so load balancers and probes stop
+    /// sending new calls here; the listener stays open until [`shutdown`].
+    ///
+    /// [`shutdown`]: RunningServer::shutdown
+    pub fn stop_serving(&self) {
+        self.health.shutdown();
+    }
+
     /// Stops accepting calls at once, lets the calls in flight finish for up
     /// to `grace_period`, then cancels the rest.
-    pub fn shutdown(mut self, grace_period: Duration) -> ShutdownOutcome {
+    pub fn shutdown(mut self, grace_period: Duration) -> ShutdownReport {
+        self.stop_serving();
+        let in_flight = self.calls.in_flight();
         let drained = self.server.shutdown();
         // grpcio has no timer of its own, so the shutdown future is awaited
         // on a thread and the grace period is a timed wait for it.
@@ -160,13 +304,18 @@ impl RunningServer {
             let _ = futures_executor::block_on(drained);
             let _ = done_tx.send(());
         });
-        match done_rx.recv_timeout(grace_period) {
-            Ok(()) => ShutdownOutcome::Drained,
+        let cancelled = match done_rx.recv_timeout(grace_period) {
+            Ok(()) => 0,
             Err(_) => {
+                let open = self.calls.in_flight();
                 self.server.cancel_all_calls();
                 let _ = done_rx.recv();
-                ShutdownOutcome::CancelledAfterGrace
+                open
             }
+        };
+        ShutdownReport {
+            drained: in_flight.saturating_sub(cancelled),
+            cancelled,
         }
     }
 }

@@ -2,28 +2,39 @@
 //!
 //! Each handler returns at once: it spawns one future on the RPC context and
 //! never blocks a completion-queue thread. The logic of each call is plain
-//! async code returning `Result<_, CallError>`; `finish_*` adapt that result
+//! async code returning `Result<_, CallError>`; `finish` adapts that result
 //! to grpcio's sinks in one place: a domain error becomes its status (see
 //! `crate::status`), a broken connection is left alone. Nothing here
 //! panics on any input: every value is checked by `crate::fibonacci`.
 
 use futures::prelude::*;
 use grpcio::{
-    ClientStreamingSink, DuplexSink, RequestStream, RpcContext, RpcStatus, ServerStreamingSink,
-    UnarySink, WriteFlags,
+    ClientStreamingSink, DuplexSink, RequestStream, RpcContext, RpcStatus, RpcStatusCode,
+    ServerStreamingSink, UnarySink, WriteFlags,
 };
 
+use crate::calls::{CallRecord, CallTracker};
 use crate::fibonacci::{self, FibonacciError, IndexSum, RunningSequence};
 use crate::proto::{Fibonacci, Number};
 
-/// The servicer. It holds no state: each call's state lives in its future.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FibonacciService;
+/// The servicer. Each call's state lives in its future; the service only
+/// keeps count of the calls in flight.
+#[derive(Clone, Debug, Default)]
+pub struct FibonacciService {
+    calls: CallTracker,
+}
+
+impl FibonacciService {
+    pub fn new(calls: CallTracker) -> Self {
+        FibonacciService { calls }
+    }
+}
 
 impl Fibonacci for FibonacciService {
     fn at_index(&mut self, ctx: RpcContext, request: Number, sink: UnarySink<Number>) {
+        let call = self.calls.start(&ctx);
         let reply = fibonacci::at_index(request.value).map(Number::from);
-        ctx.spawn(finish_reply(sink, reply.map_err(CallError::from)));
+        ctx.spawn(finish(call, sink, reply.map_err(CallError::from)));
     }
 
     fn get_sequence(
@@ -32,9 +43,10 @@ impl Fibonacci for FibonacciService {
         request: Number,
         mut sink: ServerStreamingSink<Number>,
     ) {
+        let call = self.calls.start(&ctx);
         ctx.spawn(async move {
             let result = get_sequence(request, &mut sink).await;
-            finish_stream(sink, result).await
+            finish(call, sink, result).await
         });
     }
 
@@ -44,9 +56,10 @@ impl Fibonacci for FibonacciService {
         mut requests: RequestStream<Number>,
         sink: ClientStreamingSink<Number>,
     ) {
+        let call = self.calls.start(&ctx);
         ctx.spawn(async move {
             let result = sum_indicies(&mut requests).await;
-            finish_reply(sink, result).await;
+            finish(call, sink, result).await;
             // Dropping a request stream that has not ended cancels the call,
             // which would turn a refusal sent early into CANCELLED: it goes
             // only after the status.
@@ -60,15 +73,16 @@ impl Fibonacci for FibonacciService {
         mut requests: RequestStream<Number>,
         mut sink: DuplexSink<Number>,
     ) {
+        let call = self.calls.start(&ctx);
         ctx.spawn(async move {
             let result = stream_sequence(&mut requests, &mut sink).await;
-            finish_stream(sink, result).await;
+            finish(call, sink, result).await;
             drop(requests); // after the status, as in sum_indicies
         });
     }
 }
 
-async fn get_sequence(request: Number, sink: &mut impl NumberSink) -> Result<(), CallError> {
+async fn get_sequence(request: Number, sink: &mut impl NumberStream) -> Result<(), CallError> {
     let values = fibonacci::sequence(request.value)?;
     send_values(sink, values).await
 }
@@ -83,7 +97,7 @@ async fn sum_indicies(requests: &mut RequestStream<Number>) -> Result<Number, Ca
 
 async fn stream_sequence(
     requests: &mut RequestStream<Number>,
-    sink: &mut impl NumberSink,
+    sink: &mut impl NumberStream,
 ) -> Result<(), CallError> {
     let mut running = RunningSequence::default();
     while let Some(request) = requests.try_next().await? {
@@ -98,7 +112,7 @@ async fn stream_sequence(
 /// flushes the lot, so a client waiting for the end of its turn (the
 /// bidirectional client prompts only after the last reply) is never
 /// left waiting on a buffered message.
-async fn send_values(sink: &mut impl NumberSink, values: &[i32]) -> Result<(), CallError> {
+async fn send_values(sink: &mut impl NumberStream, values: &[i32]) -> Result<(), CallError> {
     let Some((last, leading)) = values.split_last() else {
         return Ok(());
     };
@@ -133,72 +147,69 @@ impl From<grpcio::Error> for CallError {
     }
 }
 
-/// The sink of a call that answers with one `Number` (AtIndex,
-/// SumIndicies): grpcio gives each kind its own type with the same inherent
-/// `success` and `fail`.
-trait ReplySink {
-    type Sent: Future<Output = grpcio::Result<()>>;
-    fn reply(self, reply: Number) -> Self::Sent;
-    fn refuse(self, status: RpcStatus) -> Self::Sent;
+/// Where a streaming call writes its numbers (both streaming sink types).
+trait NumberStream: Sink<(Number, WriteFlags), Error = grpcio::Error> + Unpin {}
+
+impl<S: Sink<(Number, WriteFlags), Error = grpcio::Error> + Unpin> NumberStream for S {}
+
+/// How a call sends its last word: a reply (AtIndex, SumIndicies) or the
+/// end of its stream (`()`: GetSequence, StreamSequence), or a refusal.
+/// grpcio gives each kind of call its own sink type with the same inherent
+/// methods; this names what they share.
+trait CallSink<T> {
+    async fn succeed(self, ending: T) -> grpcio::Result<()>;
+    async fn refuse(self, status: RpcStatus) -> grpcio::Result<()>;
 }
 
-/// The sink of a call that streams `Number`s back (GetSequence,
-/// StreamSequence), likewise.
-trait NumberSink: Sink<(Number, WriteFlags), Error = grpcio::Error> + Unpin {
-    type Refused: Future<Output = grpcio::Result<()>>;
-    fn refuse(self, status: RpcStatus) -> Self::Refused;
-}
-
-impl ReplySink for UnarySink<Number> {
-    type Sent = grpcio::UnarySinkResult;
-    fn reply(self, reply: Number) -> Self::Sent {
-        self.success(reply)
+impl CallSink<Number> for UnarySink<Number> {
+    async fn succeed(self, reply: Number) -> grpcio::Result<()> {
+        self.success(reply).await
     }
-    fn refuse(self, status: RpcStatus) -> Self::Sent {
-        self.fail(status)
+    async fn refuse(self, status: RpcStatus) -> grpcio::Result<()> {
+        self.fail(status).await
     }
 }
 
-impl ReplySink for ClientStreamingSink<Number> {
-    type Sent = grpcio::ClientStreamingSinkResult;
-    fn reply(self, reply: Number) -> Self::Sent {
-        self.success(reply)
+impl CallSink<Number> for ClientStreamingSink<Number> {
+    async fn succeed(self, reply: Number) -> grpcio::Result<()> {
+        self.success(reply).await
     }
-    fn refuse(self, status: RpcStatus) -> Self::Sent {
-        self.fail(status)
-    }
-}
-
-impl NumberSink for ServerStreamingSink<Number> {
-    type Refused = grpcio::ServerStreamingSinkFailure;
-    fn refuse(self, status: RpcStatus) -> Self::Refused {
-        self.fail(status)
+    async fn refuse(self, status: RpcStatus) -> grpcio::Result<()> {
+        self.fail(status).await
     }
 }
 
-impl NumberSink for DuplexSink<Number> {
-    type Refused = grpcio::DuplexSinkFailure;
-    fn refuse(self, status: RpcStatus) -> Self::Refused {
-        self.fail(status)
+impl CallSink<()> for ServerStreamingSink<Number> {
+    async fn succeed(mut self, (): ()) -> grpcio::Result<()> {
+        self.close().await
+    }
+    async fn refuse(self, status: RpcStatus) -> grpcio::Result<()> {
+        self.fail(status).await
     }
 }
 
-// A failed send of the final reply or status means the client has gone:
-// there is nobody to tell and it is not a server error, so the results of
-// the `finish_*` sends are deliberately dropped.
+impl CallSink<()> for DuplexSink<Number> {
+    async fn succeed(mut self, (): ()) -> grpcio::Result<()> {
+        self.close().await
+    }
+    async fn refuse(self, status: RpcStatus) -> grpcio::Result<()> {
+        self.fail(status).await
+    }
+}
 
-async fn finish_reply(sink: impl ReplySink, result: Result<Number, CallError>) {
-    let _ = match result {
-        Ok(reply) => sink.reply(reply).await,
-        Err(CallError::Refused(error)) => sink.refuse(error.into()).await,
-        Err(CallError::Transport) => return,
+/// Ends a call with the outcome of its logic and records how it ended. A
+/// failed send of the final reply or status means the client has gone:
+/// there is nobody to tell and it is not a server error, so it is recorded
+/// as CANCELLED and nothing more.
+async fn finish<T>(call: CallRecord, sink: impl CallSink<T>, result: Result<T, CallError>) {
+    let code = match result {
+        Ok(ending) => sink.succeed(ending).await.map(|()| RpcStatusCode::OK),
+        Err(CallError::Refused(error)) => {
+            let status = RpcStatus::from(error);
+            let code = status.code();
+            sink.refuse(status).await.map(|()| code)
+        }
+        Err(CallError::Transport) => Ok(RpcStatusCode::CANCELLED),
     };
-}
-
-async fn finish_stream(mut sink: impl NumberSink, result: Result<(), CallError>) {
-    let _ = match result {
-        Ok(()) => sink.close().await,
-        Err(CallError::Refused(error)) => sink.refuse(error.into()).await,
-        Err(CallError::Transport) => return,
-    };
+    call.finish(code.unwrap_or(RpcStatusCode::CANCELLED));
 }

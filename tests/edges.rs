@@ -287,7 +287,10 @@ fn unreachable_server_is_one_line_and_exit_1() {
         );
         assert_eq!(
             session.stderr,
-            format!("error: cannot reach the server at {address} (no connection within 1s)\n")
+            format!(
+                "error: cannot reach the server at {address} \
+                 (no connection within 1s; is it running, and does it serve plaintext?)\n"
+            )
         );
         assert_eq!(session.code(), Some(1));
     }

@@ -79,7 +79,7 @@ fn sigterm_lets_a_call_in_flight_finish() {
     block_on(requests.close()).unwrap();
     assert_eq!(block_on(replies.try_next()).unwrap(), None);
 
-    assert_eq!(server.next_line(), "stopped: every call in flight finished");
+    assert_eq!(server.next_line(), "stopped: 1 calls drained, 0 cancelled");
     assert_eq!(server.wait().code(), Some(0));
 }
 
@@ -88,7 +88,7 @@ fn sigint_with_nothing_in_flight_stops_at_once() {
     let mut server = ServerProcess::start();
     server.signal(libc::SIGINT);
     assert_eq!(server.next_line(), "SIGINT: shutting down, grace period 5s");
-    assert_eq!(server.next_line(), "stopped: every call in flight finished");
+    assert_eq!(server.next_line(), "stopped: 0 calls drained, 0 cancelled");
     assert_eq!(server.wait().code(), Some(0));
 }
 
@@ -108,16 +108,19 @@ fn calls_still_open_after_the_grace_period_are_cancelled() {
         server.next_line(),
         "SIGTERM: shutting down, grace period 500ms"
     );
-    assert_eq!(
-        server.next_line(),
-        "stopped: grace period over, cancelled the calls still open"
-    );
+    assert_eq!(server.next_line(), "stopped: 0 calls drained, 1 cancelled");
     assert_eq!(server.wait().code(), Some(0));
 
     let status = status_of(block_on(replies.try_next()).unwrap_err());
     // The C core's grpc_server_cancel_all_calls status: UNAVAILABLE, so a
     // client may retry on another replica.
-    assert_eq!(status, ("UNAVAILABLE".to_string(), "Cancelling all calls".to_string()));
+    assert_eq!(
+        status,
+        (
+            "UNAVAILABLE".to_string(),
+            "Cancelling all calls".to_string()
+        )
+    );
 }
 
 #[test]
@@ -127,7 +130,21 @@ fn help_explains_the_flags() {
         .output()
         .expect("run --help");
     let help = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--host", "--port", "--grace-period", "--reuse-port"] {
+    for flag in [
+        "--host",
+        "--port",
+        "--grace-period",
+        "--reuse-port",
+        "--tls-cert",
+        "--tls-key",
+        "--tls-client-ca",
+        "--log",
+        "--max-concurrent-streams",
+        "--max-message-size",
+        "--keepalive-time",
+        "--keepalive-timeout",
+        "--memory-quota-mib",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
     assert_eq!(output.status.code(), Some(0));

@@ -4,6 +4,7 @@
 
 use fibonacci_grpc::status::code_name;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
@@ -39,7 +40,17 @@ impl ServerProcess {
         } else {
             &["--port", "0"][..]
         };
-        let mut child = Command::new(SERVER)
+        let mut command = Command::new(SERVER);
+        // If this test process dies without unwinding (killed, aborted), the
+        // server must not outlive it holding a port.
+        // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
             .args(["--host", "127.0.0.1"])
             .args(port)
             .args(extra_args)
@@ -52,8 +63,10 @@ impl ServerProcess {
         let first = stdout_lines
             .recv_timeout(STEP_TIMEOUT)
             .expect("the server prints its address");
+        // "listening on 127.0.0.1:PORT (plaintext, fibonacci-grpc 0.1.0)"
         let address = first
             .strip_prefix("listening on ")
+            .and_then(|rest| rest.split(' ').next())
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
             .to_string();
         ServerProcess {

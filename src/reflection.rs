@@ -1,0 +1,310 @@
+//! gRPC server reflection, so tools (grpcurl, Python's grpcio-reflection,
+//! Postman) can list the services and fetch their schemas without a copy
+//! of the proto.
+//!
+//! Served twice: as `grpc.reflection.v1.ServerReflection` and as
+//! `grpc.reflection.v1alpha.ServerReflection`, which tools still use. The
+//! two protocols have the same messages and wire format, so one handler
+//! built on the v1 messages answers both; v1alpha only needs its own method
+//! path. The descriptors served are the ones `build.rs` made from `proto/`
+//! (and grpcio-health's own), so the schema a tool sees is the one compiled
+//! in.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::prelude::*;
+use grpcio::{
+    DuplexSink, Marshaller, Method, MethodType, RequestStream, RpcContext, RpcStatusCode, Service,
+    ServiceBuilder, WriteFlags,
+};
+use protobuf::descriptor::{DescriptorProto, FileDescriptorProto};
+use protobuf::Message;
+
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/reflection_v1_generated.rs"));
+}
+
+use generated::reflection::{
+    ErrorResponse, FileDescriptorResponse, ListServiceResponse, ServerReflectionRequest,
+    ServerReflectionRequest_oneof_message_request as Query, ServerReflectionResponse,
+    ServiceResponse,
+};
+use generated::reflection_grpc::{create_server_reflection, ServerReflection};
+
+pub const V1_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
+pub const V1ALPHA_SERVICE: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// The v1 reflection proto's own descriptor, so tools can describe the
+/// reflection service too.
+pub const V1_FILE_DESCRIPTOR: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/reflection_v1_descriptor.bin"));
+
+/// The v1alpha method, on the v1 messages (same wire format).
+const V1ALPHA_METHOD: Method<ServerReflectionRequest, ServerReflectionResponse> = Method {
+    ty: MethodType::Duplex,
+    name: "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    req_mar: Marshaller {
+        ser: grpcio::pb_ser,
+        de: grpcio::pb_de,
+    },
+    resp_mar: Marshaller {
+        ser: grpcio::pb_ser,
+        de: grpcio::pb_de,
+    },
+};
+
+/// What reflection can tell: the services served and the files that
+/// define them.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    services: Vec<String>,
+    files: Vec<CatalogFile>,
+}
+
+#[derive(Debug)]
+struct CatalogFile {
+    name: String,
+    /// The serialized `FileDescriptorProto`, as it goes on the wire.
+    encoded: Vec<u8>,
+    /// Fully qualified names defined in the file: messages (nested too),
+    /// enums, services and their methods.
+    symbols: HashSet<String>,
+}
+
+impl Catalog {
+    /// A catalog of `services` (fully qualified names) and the serialized
+    /// `FileDescriptorProto`s that define them.
+    pub fn new(services: &[&str], files: &[&[u8]]) -> protobuf::ProtobufResult<Catalog> {
+        let files = files
+            .iter()
+            .map(|encoded| {
+                let file = FileDescriptorProto::parse_from_bytes(encoded)?;
+                Ok(CatalogFile {
+                    name: file.get_name().to_string(),
+                    encoded: encoded.to_vec(),
+                    symbols: symbols_of(&file),
+                })
+            })
+            .collect::<protobuf::ProtobufResult<_>>()?;
+        Ok(Catalog {
+            services: services.iter().map(|s| s.to_string()).collect(),
+            files,
+        })
+    }
+
+    /// The answer to one reflection request.
+    fn answer(&self, request: ServerReflectionRequest) -> ServerReflectionResponse {
+        let mut response = ServerReflectionResponse::new();
+        match &request.message_request {
+            Some(Query::list_services(_)) => {
+                let mut list = ListServiceResponse::new();
+                for name in &self.services {
+                    let mut service = ServiceResponse::new();
+                    service.set_name(name.clone());
+                    list.mut_service().push(service);
+                }
+                response.set_list_services_response(list);
+            }
+            Some(Query::file_by_filename(name)) => {
+                match self.files.iter().find(|file| &file.name == name) {
+                    Some(file) => response.set_file_descriptor_response(descriptor_response(file)),
+                    None => response.set_error_response(not_found(format!("no file {name:?}"))),
+                }
+            }
+            Some(Query::file_containing_symbol(symbol)) => {
+                match self
+                    .files
+                    .iter()
+                    .find(|file| file.symbols.contains(symbol.as_str()))
+                {
+                    Some(file) => response.set_file_descriptor_response(descriptor_response(file)),
+                    None => response.set_error_response(not_found(format!("no symbol {symbol:?}"))),
+                }
+            }
+            // No file here declares extensions.
+            Some(Query::file_containing_extension(request)) => {
+                response.set_error_response(not_found(format!(
+                    "no extension of {:?}",
+                    request.get_containing_type()
+                )))
+            }
+            Some(Query::all_extension_numbers_of_type(name)) => {
+                response.set_error_response(not_found(format!("no extensions of {name:?}")))
+            }
+            None => response.set_error_response(error_response(
+                RpcStatusCode::INVALID_ARGUMENT,
+                "the request names no query".to_string(),
+            )),
+        }
+        response.set_valid_host(request.get_host().to_string());
+        response.set_original_request(request);
+        response
+    }
+}
+
+/// The fully qualified names a file defines.
+fn symbols_of(file: &FileDescriptorProto) -> HashSet<String> {
+    fn qualify(scope: &str, name: &str) -> String {
+        if scope.is_empty() {
+            name.to_string()
+        } else {
+            format!("{scope}.{name}")
+        }
+    }
+    fn add_message(scope: &str, message: &DescriptorProto, symbols: &mut HashSet<String>) {
+        let name = qualify(scope, message.get_name());
+        for nested in message.get_nested_type() {
+            add_message(&name, nested, symbols);
+        }
+        for nested in message.get_enum_type() {
+            symbols.insert(qualify(&name, nested.get_name()));
+        }
+        symbols.insert(name);
+    }
+
+    let package = file.get_package();
+    let mut symbols = HashSet::new();
+    for message in file.get_message_type() {
+        add_message(package, message, &mut symbols);
+    }
+    for enumeration in file.get_enum_type() {
+        symbols.insert(qualify(package, enumeration.get_name()));
+    }
+    for service in file.get_service() {
+        let name = qualify(package, service.get_name());
+        for method in service.get_method() {
+            symbols.insert(qualify(&name, method.get_name()));
+        }
+        symbols.insert(name);
+    }
+    symbols
+}
+
+fn descriptor_response(file: &CatalogFile) -> FileDescriptorResponse {
+    let mut response = FileDescriptorResponse::new();
+    // Files here import nothing, so no dependencies need to go along.
+    response
+        .mut_file_descriptor_proto()
+        .push(file.encoded.clone());
+    response
+}
+
+fn not_found(message: String) -> ErrorResponse {
+    error_response(RpcStatusCode::NOT_FOUND, message)
+}
+
+fn error_response(code: RpcStatusCode, message: String) -> ErrorResponse {
+    let mut error = ErrorResponse::new();
+    error.set_error_code(code.into());
+    error.set_error_message(message);
+    error
+}
+
+/// The reflection handler: one answer per request, in order.
+#[derive(Clone)]
+pub struct ReflectionService {
+    catalog: Arc<Catalog>,
+}
+
+impl ServerReflection for ReflectionService {
+    fn server_reflection_info(
+        &mut self,
+        ctx: RpcContext,
+        mut requests: RequestStream<ServerReflectionRequest>,
+        mut sink: DuplexSink<ServerReflectionResponse>,
+    ) {
+        let catalog = Arc::clone(&self.catalog);
+        ctx.spawn(async move {
+            let answered: grpcio::Result<()> = async {
+                while let Some(request) = requests.try_next().await? {
+                    sink.send((catalog.answer(request), WriteFlags::default()))
+                        .await?;
+                }
+                sink.close().await
+            }
+            .await;
+            // An error here is the client going away: nobody to tell.
+            let _ = answered;
+            drop(requests); // only now: dropping it early cancels the call
+        });
+    }
+}
+
+/// The v1 and v1alpha reflection services over `catalog`.
+pub fn services(catalog: Catalog) -> [Service; 2] {
+    let handler = ReflectionService {
+        catalog: Arc::new(catalog),
+    };
+    let mut v1alpha = handler.clone();
+    let v1alpha_service = ServiceBuilder::new()
+        .add_duplex_streaming_handler(&V1ALPHA_METHOD, move |ctx, requests, sink| {
+            v1alpha.server_reflection_info(ctx, requests, sink)
+        })
+        .build();
+    [create_server_reflection(handler), v1alpha_service]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        Catalog::new(&["fibonacci.Fibonacci"], &[crate::proto::FILE_DESCRIPTOR]).unwrap()
+    }
+
+    fn ask(query: Query) -> ServerReflectionResponse {
+        let mut request = ServerReflectionRequest::new();
+        request.message_request = Some(query);
+        catalog().answer(request)
+    }
+
+    #[test]
+    fn lists_services() {
+        let response = ask(Query::list_services(String::new()));
+        let names: Vec<_> = response
+            .get_list_services_response()
+            .get_service()
+            .iter()
+            .map(|s| s.get_name())
+            .collect();
+        assert_eq!(names, ["fibonacci.Fibonacci"]);
+    }
+
+    #[test]
+    fn finds_files_by_symbol_and_name() {
+        for symbol in [
+            "fibonacci.Fibonacci",
+            "fibonacci.Number",
+            "fibonacci.Fibonacci.SumIndicies",
+        ] {
+            let response = ask(Query::file_containing_symbol(symbol.to_string()));
+            let files = response
+                .get_file_descriptor_response()
+                .get_file_descriptor_proto();
+            assert_eq!(files, [crate::proto::FILE_DESCRIPTOR.to_vec()], "{symbol}");
+        }
+        let response = ask(Query::file_by_filename("fibonacci.proto".to_string()));
+        assert_eq!(
+            response
+                .get_file_descriptor_response()
+                .get_file_descriptor_proto()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_not_found() {
+        let response = ask(Query::file_containing_symbol(
+            "fibonacci.Nothing".to_string(),
+        ));
+        assert_eq!(response.get_error_response().get_error_code(), 5);
+        assert_eq!(
+            response.get_error_response().get_error_message(),
+            "no symbol \"fibonacci.Nothing\""
+        );
+        let response = ask(Query::file_by_filename("nothing.proto".to_string()));
+        assert_eq!(response.get_error_response().get_error_code(), 5);
+    }
+}
