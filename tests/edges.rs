@@ -302,7 +302,7 @@ fn wire_stream_sequence_refuses_before_sending_any_value() {
     let client = grpc_client(&server.address);
     let (mut requests, mut replies) = client.stream_sequence().unwrap();
     block_on(requests.send((Number::from(45), WriteFlags::default()))).unwrap();
-    for expected in &fibonacci_grpc::fibonacci::sequence(45).unwrap()[..] {
+    for expected in fibonacci_grpc::fibonacci::sequence(45).unwrap() {
         assert_eq!(
             block_on(replies.try_next()).unwrap().map(|n| n.value),
             Some(*expected)

@@ -7,10 +7,10 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::*;
-use fibonacci_grpc::proto::Number;
+use fibonacci_grpc::proto::{FibonacciClient, Number};
 use futures::{SinkExt, TryStreamExt};
 use futures_executor::block_on;
-use grpcio::WriteFlags;
+use grpcio::{ClientDuplexReceiver, ClientDuplexSender, WriteFlags};
 
 fn port_of(address: &str) -> &str {
     address.rsplit(':').next().expect("host:port")
@@ -48,16 +48,29 @@ fn reuse_port_lets_a_second_server_share_the_port() {
     );
 }
 
-#[test]
-fn sigterm_lets_a_call_in_flight_finish() {
-    let mut server = ServerProcess::start();
-    let client = grpc_client(&server.address);
+/// A StreamSequence call in flight: it has sent 1 and read F(1) = 1. The
+/// client goes along: dropping it would shut the call's queue down.
+fn open_stream_sequence(
+    address: &str,
+) -> (
+    FibonacciClient,
+    ClientDuplexSender<Number>,
+    ClientDuplexReceiver<Number>,
+) {
+    let client = grpc_client(address);
     let (mut requests, mut replies) = client.stream_sequence().unwrap();
     block_on(requests.send((Number::from(1), WriteFlags::default()))).unwrap();
     assert_eq!(
         block_on(replies.try_next()).unwrap().map(|n| n.value),
         Some(1)
     );
+    (client, requests, replies)
+}
+
+#[test]
+fn sigterm_lets_a_call_in_flight_finish() {
+    let mut server = ServerProcess::start();
+    let (_client, mut requests, mut replies) = open_stream_sequence(&server.address);
 
     server.signal(libc::SIGTERM);
     assert_eq!(
@@ -95,13 +108,7 @@ fn sigint_with_nothing_in_flight_stops_at_once() {
 #[test]
 fn calls_still_open_after_the_grace_period_are_cancelled() {
     let mut server = ServerProcess::start_with(&["--grace-period", "0.5"]);
-    let client = grpc_client(&server.address);
-    let (mut requests, mut replies) = client.stream_sequence().unwrap();
-    block_on(requests.send((Number::from(1), WriteFlags::default()))).unwrap();
-    assert_eq!(
-        block_on(replies.try_next()).unwrap().map(|n| n.value),
-        Some(1)
-    );
+    let (_client, mut requests, mut replies) = open_stream_sequence(&server.address);
 
     server.signal(libc::SIGTERM);
     assert_eq!(
