@@ -26,10 +26,13 @@ export CMAKE_POLICY_VERSION_MINIMUM := 3.5
 
 .PHONY: help build run-server run-clients test fmt
 
+include interop/interop.mk
+
 help:
 	@echo "make run-server   build and serve on [::]:1337 (SERVER_ARGS=... for flags)"
 	@echo "make run-clients  run the guide's four clients against ADDRESS=$(ADDRESS)"
-	@echo "make test         every check: unit, integration"
+	@echo "make test         every check: unit, integration, interop"
+	@echo "make interop      only the interop suite (Python, Rust, grpc-js)"
 
 $(VENV)/.build-tools: requirements-build.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +54,11 @@ run-clients: build
 	  $(BIN)/$$client $(ADDRESS) || exit $$?; \
 	done
 
+# Unit and integration tests first (fast, Rust only), then the interop
+# suite against the guide's Python programs and grpc-js.
 test: $(VENV)/.build-tools
 	$(CARGO) test $(CARGO_FLAGS)
+	$(MAKE) --no-print-directory interop
 
 fmt:
 	$(CARGO) fmt

@@ -4,15 +4,16 @@
 
 use std::process::ExitCode;
 
-use fibonacci_grpc::client::{self, ClientError};
+use fibonacci_grpc::client::{self, ClientError, Replies};
 use fibonacci_grpc::proto::Number;
-use futures::{SinkExt, TryStreamExt};
+use futures::SinkExt;
 use futures_executor::block_on;
 use grpcio::{ClientDuplexReceiver, WriteFlags};
 
 fn main() -> ExitCode {
     client::run(|session| {
-        let (mut requests, mut replies) = session.client.stream_sequence()?;
+        let (mut requests, replies) = session.client.stream_sequence()?;
+        let mut replies = Replies::new(replies);
         let mut index = 0;
         while let Some(increment) = session
             .terminal
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
             // A negative increment is refused by the server: wait for no
             // reply, its status surfaces with the next read.
             for _ in 0..increment.max(0) {
-                let Some(reply) = block_on(replies.try_next())? else {
+                let Some(reply) = replies.next()? else {
                     break;
                 };
                 index += 1;
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
         }
         session.terminal.say("done sending")?;
         let _ = block_on(requests.close());
-        while let Some(reply) = block_on(replies.try_next())? {
+        while let Some(reply) = replies.next()? {
             index += 1;
             session
                 .terminal
@@ -48,12 +49,12 @@ fn main() -> ExitCode {
 
 /// The status of a call the server has ended, skipping replies it had sent
 /// before (they answered requests the server then refused to go on with).
-fn drain_status(replies: &mut ClientDuplexReceiver<Number>) -> ClientError {
+fn drain_status(replies: &mut Replies<ClientDuplexReceiver<Number>>) -> ClientError {
     loop {
-        match block_on(replies.try_next()) {
+        match replies.next() {
             Ok(Some(_)) => continue,
             Ok(None) => return ClientError::CallEnded,
-            Err(error) => return error.into(),
+            Err(error) => return error,
         }
     }
 }

@@ -3,16 +3,15 @@
 
 use std::process::ExitCode;
 
-use fibonacci_grpc::client;
+use fibonacci_grpc::client::{self, Replies};
 use fibonacci_grpc::proto::Number;
-use futures::TryStreamExt;
 
 fn main() -> ExitCode {
     client::run(|session| {
         let count = session.terminal.ask_index("enter an index integer: ")?;
-        let mut replies = session.client.get_sequence(&Number::from(count))?;
+        let mut replies = Replies::new(session.client.get_sequence(&Number::from(count))?);
         let mut index = 0;
-        while let Some(reply) = futures_executor::block_on(replies.try_next())? {
+        while let Some(reply) = replies.next()? {
             index += 1;
             session
                 .terminal

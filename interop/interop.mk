@@ -1,0 +1,36 @@
+# The interop suite: `make interop` (the top Makefile includes this file).
+#
+# Runs the guide's Python server and clients, the Rust server and clients,
+# and a grpc-js client against each other (interop/tests). Needs python3 and
+# node/npm; everything else goes into the project tree: the Python packages
+# into $(VENV), the npm packages into interop/node/node_modules, the Python
+# stubs (generated from proto/fibonacci.proto) into interop/python/generated.
+#
+# Uses from the top Makefile: VENV, its $(VENV)/.build-tools stamp (which
+# creates the venv) and its `build` target (the release binaries).
+
+INTEROP_DIR   := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+INTEROP_NODE  := $(INTEROP_DIR)/node
+INTEROP_STUBS := $(INTEROP_DIR)/python/generated
+
+.PHONY: interop
+
+interop: build $(VENV)/.interop-tools $(INTEROP_NODE)/node_modules/.npm-ci $(INTEROP_STUBS)/fibonacci_pb2_grpc.py
+	$(VENV)/bin/python -m pytest -q $(INTEROP_DIR)/tests
+
+$(VENV)/.interop-tools: $(VENV)/.build-tools $(INTEROP_DIR)/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(INTEROP_DIR)/requirements.txt
+	touch $@
+
+# `npm ci` starts from an empty node_modules, so the stamp inside it goes
+# whenever the packages are reinstalled.
+$(INTEROP_NODE)/node_modules/.npm-ci: $(INTEROP_NODE)/package-lock.json $(INTEROP_NODE)/package.json
+	cd $(INTEROP_NODE) && npm ci --no-audit --no-fund
+	touch $@
+
+# The suite regenerates them too (interop/tests/conftest.py), so a plain
+# pytest run never uses stale stubs.
+$(INTEROP_STUBS)/fibonacci_pb2_grpc.py: proto/fibonacci.proto $(VENV)/.interop-tools
+	mkdir -p $(INTEROP_STUBS)
+	$(VENV)/bin/python -m grpc_tools.protoc -Iproto \
+	  --python_out=$(INTEROP_STUBS) --grpc_python_out=$(INTEROP_STUBS) proto/fibonacci.proto

@@ -1,0 +1,25 @@
+# client_unary.py
+#
+# The guide's client_unary.py. What differs from the guide: the server
+# address is an optional first argument (default the guide's
+# 'localhost:1337'), and the stubs come from the project's
+# proto/fibonacci.proto, generated into generated/ (put on sys.path).
+import os
+import sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'generated'))
+
+import logging
+
+import grpc
+import fibonacci_pb2
+import fibonacci_pb2_grpc
+
+if __name__ == '__main__':
+    logging.basicConfig()
+    address = sys.argv[1] if len(sys.argv) > 1 else 'localhost:1337'
+
+    with grpc.insecure_channel(address) as channel:
+        stub = fibonacci_pb2_grpc.FibonacciStub(channel)
+        value = int(input("enter an index integer: "))
+        response = stub.AtIndex(fibonacci_pb2.Number(value=value))
+    print(f"Fibonacci #{value}: {response.value}")
