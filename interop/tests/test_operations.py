@@ -806,7 +806,9 @@ def test_sigterm_drains_one_call_and_cancels_another(launch):
     answered meanwhile), the other is cancelled when the grace period ends
     (the client sees UNAVAILABLE).
     A new connection is refused from the moment of the signal."""
-    server = launch("--grace-period", "2", "--log", "debug")
+    # The grace period leaves room for a loaded machine: the steps between
+    # the signal and the finishing call's last reply must fit in it.
+    server = launch("--grace-period", "5", "--log", "debug")
     with grpc.insecure_channel(server.address) as channel:
         stub = fibonacci_pb2_grpc.FibonacciStub(channel)
         finishing, finishing_responses = open_stream_sequence(stub)
@@ -817,12 +819,17 @@ def test_sigterm_drains_one_call_and_cancels_another(launch):
         assert next(lingering_responses).value == 1
 
         server.send(signal.SIGTERM)
-        assert server.wait_for_line("SIGTERM: shutting down, grace period 2s")
+        assert server.wait_for_line("SIGTERM: shutting down, grace period 5s")
         # The listener closes right after that line (a connection made in
         # between gets its calls CANCELLED); from then on a new connection
         # is refused, which a client sees as UNAVAILABLE.
         assert wait_for(lambda: not accepts_connections(server.port), 5), "the listener stayed open"
-        with grpc.insecure_channel(server.address) as late:
+        # A channel of its own subchannel pool: gRPC Python would otherwise
+        # reuse the open connection above, where a new call during shutdown
+        # is CANCELLED (GOAWAY) rather than refused.
+        with grpc.insecure_channel(
+            server.address, options=[("grpc.use_local_subchannel_pool", 1)]
+        ) as late:
             assert code_of(lambda: at_index(late, 7, timeout=5)) is grpc.StatusCode.UNAVAILABLE
         # The call in flight is still answered, then ends normally.
         finishing.put(2)
