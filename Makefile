@@ -11,7 +11,10 @@ CARGO       ?= cargo
 # takes ~10 minutes to build, so it is built once, optimised.
 CARGO_FLAGS := --release --locked
 VENV        := $(CURDIR)/.venv
-BIN         := $(CURDIR)/target/release
+# Cargo's output, wherever CARGO_TARGET_DIR puts it; the interop suite
+# finds the binaries through FIB_BIN_DIR.
+BIN         := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release
+export FIB_BIN_DIR := $(BIN)
 # Where run-clients sends its calls, and extra flags for run-server
 # (e.g. make run-server SERVER_ARGS="--port 50051").
 ADDRESS     ?= localhost:1337
@@ -27,12 +30,14 @@ export CMAKE_POLICY_VERSION_MINIMUM := 3.5
 .PHONY: help build run-server run-clients test fmt
 
 include interop/interop.mk
+include bench/bench.mk
 
 help:
 	@echo "make run-server   build and serve on [::]:1337 (SERVER_ARGS=... for flags)"
 	@echo "make run-clients  run the guide's four clients against ADDRESS=$(ADDRESS)"
 	@echo "make test         every check: unit, integration, interop"
 	@echo "make interop      only the interop suite (Python, Rust, grpc-js)"
+	@echo "make bench        the Rust server against the guide's Python server (BENCHMARKS.md)"
 
 $(VENV)/.build-tools: requirements-build.txt
 	$(PYTHON) -m venv $(VENV)

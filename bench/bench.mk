@@ -1,0 +1,28 @@
+# The benchmark: `make bench` (the top Makefile includes this file).
+#
+# Builds the release binaries, starts the Rust server and the guide's Python
+# server (interop/python/server.py) on ports of their own on 127.0.0.1, and
+# runs target/release/bench against each, alternating; bench/run.py does the
+# orchestration and prints the tables that BENCHMARKS.md quotes. About 4-5
+# minutes on 2 cores. Raw results go to target/bench/, the plot to
+# bench/inflight.png. BENCH_ARGS passes flags to run.py, e.g.
+#   make bench BENCH_ARGS="--reps 1 --duration 2"
+#
+# Uses from the top Makefile: VENV, its $(VENV)/.build-tools stamp (which
+# creates the venv), BIN and its `build` target.
+
+BENCH_DIR  := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+BENCH_ARGS ?=
+
+.PHONY: bench
+
+bench: build $(VENV)/.bench-tools
+	$(VENV)/bin/python $(BENCH_DIR)/run.py --bin $(BIN) --python $(VENV)/bin/python $(BENCH_ARGS)
+
+# The Python server's packages (interop/requirements.txt: grpcio, protobuf,
+# grpcio-tools for its stubs) and matplotlib for the plot, in one pip call
+# so the two pinned lists resolve together.
+$(VENV)/.bench-tools: $(VENV)/.build-tools interop/requirements.txt $(BENCH_DIR)/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  -r interop/requirements.txt -r $(BENCH_DIR)/requirements.txt
+	touch $@

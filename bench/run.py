@@ -1,0 +1,557 @@
+#!/usr/bin/env python3
+"""`make bench`: the Rust server against the guide's Python server.
+
+Starts both servers on ports of their own (127.0.0.1, port 0), then runs
+target/release/bench against each, alternating, and prints:
+
+1. per method (the guide's request shapes), the median over --reps runs of
+   calls/s, messages/s, latency percentiles, errors and the server's CPU
+   time per call, side by side, with the Rust / Python ratios;
+2. calls/s against calls in flight (1, 8, 64, 512; AtIndex), plotted into
+   a PNG (matplotlib) or, without matplotlib, an ASCII chart;
+3. server RSS per held StreamSequence call (fresh servers);
+4. the Rust server's idle RSS and its time from exec to the
+   "listening on" line (median of 10 starts).
+
+Everything it measured goes to --out (results.json, results.md); the PNG
+goes to --png. Uses only the standard library (plus matplotlib for the
+plot, when it is there).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METHODS = ["AtIndex", "GetSequence", "SumIndicies", "StreamSequence"]
+# The issue's reference figures (h2load, 2 connections x 16 streams, 4 s).
+GRPC_GO = {
+    "AtIndex": "69-77k",
+    "GetSequence": "26-28k",
+    "SumIndicies": "64k",
+    "StreamSequence": "34-60k",
+}
+GUIDE_PYTHON_ISSUE = {
+    "AtIndex": "3.5k",
+    "GetSequence": "0.26k",
+    "SumIndicies": "1.8k",
+    "StreamSequence": "0.63k",
+}
+
+
+def log(message):
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+class LoadSampler:
+    """The 1-minute load average every 5 s while the benchmark runs: other
+    work on the machine shows up here (the benchmark itself adds about 1.5
+    to 2)."""
+
+    def __init__(self):
+        self.samples = []
+        self.stopped = threading.Event()
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while not self.stopped.is_set():
+            with open("/proc/loadavg") as f:
+                self.samples.append(float(f.read().split()[0]))
+            self.stopped.wait(5)
+
+    def stop(self):
+        self.stopped.set()
+        return self.samples
+
+
+def parse_port(line):
+    """The port of a `listening on HOST:PORT` line: the token after
+    "listening on " up to the next space or the end of the line, and its
+    digits after the last colon."""
+    match = re.match(r"listening on (\S+)", line)
+    if not match:
+        return None
+    address = match.group(1)
+    port = address.rsplit(":", 1)[-1]
+    return int(port) if port.isdigit() else None
+
+
+class Server:
+    """A server process whose first "listening on" line gives its port."""
+
+    def __init__(self, name, argv, timeout=30.0):
+        self.name = name
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        lines = []
+        found = threading.Event()
+
+        def read():
+            for line in self.process.stdout:
+                lines.append(line)
+                if line.startswith("listening on "):
+                    self.ready_seconds = time.perf_counter() - started
+                    found.set()
+            found.set()  # end of output without the line
+
+        self.ready_seconds = None
+        threading.Thread(target=read, daemon=True).start()
+        found.wait(timeout)
+        line = next((l for l in lines if l.startswith("listening on ")), None)
+        self.port = parse_port(line) if line else None
+        if self.port is None:
+            self.stop()
+            raise RuntimeError(f"{name} ({' '.join(argv)}) printed no 'listening on' line: {lines!r}")
+        self.address = f"127.0.0.1:{self.port}"
+        self.pid = self.process.pid
+
+    def rss_kb(self):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return None
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def rust_server(binary_dir):
+    return Server("rust", [os.path.join(binary_dir, "server"), "--host", "127.0.0.1", "--port", "0"])
+
+
+def python_server(python, script):
+    return Server("python", [python, "-u", script, "127.0.0.1:0"])
+
+
+def ensure_python_stubs(python):
+    """interop/python/server.py imports stubs generated into
+    interop/python/generated (gitignored; interop.mk and the interop suite
+    generate them the same way)."""
+    generated = os.path.join(ROOT, "interop", "python", "generated")
+    if os.path.exists(os.path.join(generated, "fibonacci_pb2_grpc.py")):
+        return
+    os.makedirs(generated, exist_ok=True)
+    subprocess.run(
+        [python, "-m", "grpc_tools.protoc", "-Iproto",
+         f"--python_out={generated}", f"--grpc_python_out={generated}",
+         "proto/fibonacci.proto"],
+        cwd=ROOT, check=True,
+    )
+
+
+def bench(binary_dir, server, *args):
+    argv = [os.path.join(binary_dir, "bench"), "--address", server.address,
+            "--server-pid", str(server.pid), "--json", *map(str, args)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+    result = json.loads(done.stdout)
+    if done.stderr.strip():
+        result["stderr"] = done.stderr.strip()
+    return result
+
+
+def median_run(runs):
+    """The run with the median calls/s (its latencies go with it)."""
+    ordered = sorted(runs, key=lambda r: r["calls_per_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def med(runs, key):
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value, digits=0):
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def ratio(a, b, digits=1):
+    if a is None or b is None or b == 0:
+        return "-"
+    return f"{a / b:.{digits}f}x"
+
+
+def load_matrix(args, servers):
+    cells = {m: {s.name: [] for s in servers} for m in METHODS}
+    for rep in range(args.reps):
+        for method in METHODS:
+            for server in servers:  # alternating: rust, python, rust, ...
+                log(f"rep {rep + 1}/{args.reps} {method} on {server.name}")
+                cells[method][server.name].append(bench(
+                    args.bin, server, "--method", method,
+                    "--channels", args.channels, "--in-flight", args.in_flight,
+                    "--warmup", args.warmup, "--duration", args.duration))
+    return cells
+
+
+def matrix_table(cells, reps):
+    lines = [
+        "| method | server | calls/s | messages/s | p50 us | p90 us | p99 us | p99.9 us | errors "
+        "| server CPU us/call | server CPU % | generator CPU % |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for method, by_server in cells.items():
+        for name, runs in by_server.items():
+            mid = median_run(runs)
+            lines.append(
+                f"| {method} | {name} | {fmt(med(runs, 'calls_per_s'))} | {fmt(med(runs, 'messages_per_s'))} "
+                f"| {fmt(mid['latency_us_p50'])} | {fmt(mid['latency_us_p90'])} | {fmt(mid['latency_us_p99'])} "
+                f"| {fmt(mid['latency_us_p999'])} | {sum(r['errors'] for r in runs)} "
+                f"| {fmt(med(runs, 'server_cpu_us_per_call'), 1)} | {fmt(med(runs, 'server_cpu_percent'))} "
+                f"| {fmt(med(runs, 'bench_cpu_percent'))} |")
+    lines.append("")
+    lines.append(f"Medians of {reps} runs per cell; latencies are those of the median run.")
+    lines.append("")
+    lines.append("| method | Rust calls/s | Python calls/s | Rust / Python calls/s "
+                 "| Rust / Python server CPU per call | grpc-go (issue) | Python (issue) |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    for method, by_server in cells.items():
+        rust, python = by_server["rust"], by_server["python"]
+        lines.append(
+            f"| {method} | {fmt(med(rust, 'calls_per_s'))} | {fmt(med(python, 'calls_per_s'))} "
+            f"| {ratio(med(rust, 'calls_per_s'), med(python, 'calls_per_s'))} "
+            f"| {ratio(med(rust, 'server_cpu_us_per_call'), med(python, 'server_cpu_us_per_call'), 3)} "
+            f"| {GRPC_GO[method]} | {GUIDE_PYTHON_ISSUE[method]} |")
+    return "\n".join(lines)
+
+
+def in_flight_series(args, servers):
+    series = {s.name: [] for s in servers}
+    for level in args.levels:
+        for server in servers:
+            log(f"AtIndex with {level} in flight on {server.name}")
+            result = bench(args.bin, server, "--method", "AtIndex",
+                           "--channels", args.channels, "--in-flight", level,
+                           "--warmup", args.series_warmup, "--duration", args.series_duration)
+            series[server.name].append(result)
+    return series
+
+
+def series_table(series, levels):
+    lines = ["| calls in flight | " + " | ".join(f"{n} calls/s | {n} p99 us" for n in series) + " |",
+             "|---:|" + "---:|---:|" * len(series)]
+    for i, level in enumerate(levels):
+        cells = []
+        for runs in series.values():
+            cells += [fmt(runs[i]["calls_per_s"]), fmt(runs[i]["latency_us_p99"])]
+        lines.append(f"| {level} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(series, levels, png):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    labels = {"rust": "Rust server (grpcio 0.13)", "python": "guide's Python server (grpcio, 10 workers)"}
+    for name, runs in series.items():
+        ax.plot(levels, [r["calls_per_s"] for r in runs], marker="o", label=labels.get(name, name))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(levels)
+    ax.set_xticklabels([str(level) for level in levels])
+    ax.set_yscale("log")
+    values = [r["calls_per_s"] for runs in series.values() for r in runs]
+    ticks = [t for t in (100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000)
+             if min(values) / 2 <= t <= max(values) * 2]
+    ax.set_yticks(ticks)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    for runs in series.values():
+        for level, r in zip(levels, runs):
+            ax.annotate(f"{r['calls_per_s']:,.0f}", (level, r["calls_per_s"]),
+                        textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    ax.set_xlabel("calls in flight (2 channels)")
+    ax.set_ylabel("AtIndex(46) calls/s (log)")
+    ax.set_title("AtIndex calls/s vs calls in flight, 2 cores, generator on the same host")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+    return True
+
+
+def ascii_chart(series, levels, width=50):
+    top = max(r["calls_per_s"] for runs in series.values() for r in runs) or 1
+    lines = []
+    for i, level in enumerate(levels):
+        for name, runs in series.items():
+            value = runs[i]["calls_per_s"]
+            bar = "#" * max(1, round(width * value / top))
+            lines.append(f"{level:>4} {name:<6} {bar} {value:,.0f}")
+    return "\n".join(lines)
+
+
+def grpc_message(value):
+    """One gRPC message holding Number{value} (value < 128): not
+    compressed, length 2, protobuf field 1 varint."""
+    return bytes([0, 0, 0, 0, 2, 0x08, value])
+
+
+H2LOAD_BODIES = {
+    "AtIndex": [46],
+    "GetSequence": [46],
+    "SumIndicies": [7, 5],
+    "StreamSequence": [4, 2, 1],  # one body: h2load cannot interleave
+}
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def h2load(args, server, method):
+    """The issue's tool on the same server: h2load, --h2load-connections x
+    --h2load-streams, 1 s warm-up + --duration; checks only HTTP 200, not
+    grpc-status or values."""
+    body = os.path.join(args.out, f"h2load-{method}.bin")
+    with open(body, "wb") as f:
+        f.write(b"".join(grpc_message(v) for v in H2LOAD_BODIES[method]))
+    # h2load takes whole seconds.
+    warmup, duration = max(1, round(args.warmup)), max(1, round(args.duration))
+    argv = ["h2load", "-c", str(args.h2load_connections), "-m", str(args.h2load_streams),
+            "-D", str(duration), f"--warm-up-time={warmup}",
+            "-H", "content-type: application/grpc", "-H", "te: trailers",
+            "-d", body, f"http://{server.address}/fibonacci.Fibonacci/{method}"]
+    ticks = os.sysconf("SC_CLK_TCK")
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(warmup + 0.05)
+    before = cpu_ticks(server.pid)
+    out, _ = process.communicate(timeout=120)
+    after = cpu_ticks(server.pid)
+    rate = re.search(r"^finished in [0-9.]+s, ([0-9.]+) req/s", out, re.M)
+    counts = re.search(r"^requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, "
+                       r"(\d+) failed, (\d+) errored, (\d+) timeout", out, re.M)
+    if process.returncode != 0 or not rate or not counts:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{out}")
+    calls_per_s = float(rate.group(1))
+    calls = calls_per_s * duration
+    cpu_s = (after - before) / ticks
+    return {"calls_per_s": calls_per_s,
+            "errors": sum(int(counts.group(i)) for i in (3, 4, 5)),
+            "server_cpu_percent": 100 * cpu_s / duration,
+            "server_cpu_us_per_call": cpu_s * 1e6 / calls if calls else None}
+
+
+def h2load_matrix(args, servers):
+    cells = {m: {} for m in METHODS}
+    for method in METHODS:
+        for server in servers:
+            log(f"h2load {method} on {server.name}")
+            cells[method][server.name] = h2load(args, server, method)
+    return cells
+
+
+def h2load_table(cells, args):
+    lines = ["| method | Rust calls/s | Rust server CPU us/call | Python calls/s "
+             "| Python server CPU us/call | Rust / Python calls/s | grpc-go (issue) "
+             "| Python (issue) | non-200 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for method, by in cells.items():
+        rust, python = by["rust"], by["python"]
+        lines.append(
+            f"| {method} | {fmt(rust['calls_per_s'])} | {fmt(rust['server_cpu_us_per_call'], 1)} "
+            f"| {fmt(python['calls_per_s'])} | {fmt(python['server_cpu_us_per_call'], 1)} "
+            f"| {ratio(rust['calls_per_s'], python['calls_per_s'])} | {GRPC_GO[method]} "
+            f"| {GUIDE_PYTHON_ISSUE[method]} | {rust['errors'] + python['errors']} |")
+    return "\n".join(lines)
+
+
+def hold(args, start_server, count, timeout):
+    # The Rust server allows 256 concurrent calls per connection by default
+    # (--max-concurrent-streams), so the calls are spread over enough
+    # connections for all of them to be open at once.
+    channels = max(args.channels, -(-count // args.hold_calls_per_channel))
+    server = start_server()
+    try:
+        time.sleep(1)
+        log(f"holding {count} StreamSequence calls over {channels} channels on {server.name}")
+        return bench(args.bin, server, "--hold-streams", count, "--channels", channels,
+                     "--hold-timeout", timeout, "--settle", args.settle)
+    finally:
+        server.stop()
+
+
+def hold_table(holds):
+    lines = ["| server | calls asked | connections | served at once | RSS before kB | RSS all open kB "
+             "| RSS after close kB | kB per served call | kB per open call |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in holds:
+        lines.append(
+            f"| {name} | {r['asked']:,} | {r['channels']} | {r['served']:,} | {fmt(r['server_rss_before_kb'])} "
+            f"| {fmt(r['server_rss_open_kb'])} | {fmt(r['server_rss_after_kb'])} "
+            f"| {fmt(r['server_kb_per_served_call'], 2)} | {fmt(r['server_kb_per_open_call'], 2)} |")
+    return "\n".join(lines)
+
+
+def startup(args, starts=10):
+    times, idle = [], []
+    for _ in range(starts):
+        server = rust_server(args.bin)
+        times.append(server.ready_seconds * 1000)
+        time.sleep(1)
+        idle.append(server.rss_kb())
+        server.stop()
+    return {"ready_ms": times, "idle_rss_kb": idle}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin", default=os.path.join(ROOT, "target", "release"),
+                        help="directory with the server and bench binaries")
+    parser.add_argument("--python", default=sys.executable,
+                        help="Python with grpcio for the guide's server")
+    parser.add_argument("--python-server", default=os.path.join(ROOT, "interop", "python", "server.py"))
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--channels", type=int, default=2)
+    parser.add_argument("--in-flight", type=int, default=32)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 64, 512])
+    parser.add_argument("--series-warmup", type=float, default=0.5)
+    parser.add_argument("--series-duration", type=float, default=2.0)
+    parser.add_argument("--rust-streams", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--python-streams", type=int, default=10,
+                        help="its pool of 10 workers serves 10 StreamSequence calls at once")
+    parser.add_argument("--hold-calls-per-channel", type=int, default=250,
+                        help="held calls per connection (the Rust server allows 256 by default)")
+    parser.add_argument("--settle", type=float, default=3.0)
+    parser.add_argument("--h2load-connections", type=int, default=2)
+    parser.add_argument("--h2load-streams", type=int, default=16)
+    parser.add_argument("--no-h2load", action="store_true", help="skip the h2load cross-check")
+    parser.add_argument("--out", default=os.path.join(ROOT, "target", "bench"))
+    parser.add_argument("--png", default=os.path.join(ROOT, "bench", "inflight.png"))
+    parser.add_argument("--plot-only", metavar="RESULTS_JSON",
+                        help="only redraw --png from a results.json of an earlier run")
+    args = parser.parse_args()
+    if args.plot_only:
+        with open(args.plot_only) as f:
+            series = json.load(f)["in_flight_series"]
+        levels = [r["in_flight"] for r in next(iter(series.values()))]
+        return 0 if plot(series, levels, args.png) else 1
+    os.makedirs(args.out, exist_ok=True)
+
+    begun = time.time()
+    load_before = load_average()
+    if float(load_before.split()[0]) > 1.0:
+        log(f"the machine is busy (load average {load_before}): expect noisy numbers")
+    sampler = LoadSampler()
+    ensure_python_stubs(args.python)
+
+    log("Rust server: exec to 'listening on', idle RSS (10 starts)")
+    start = startup(args)
+
+    rust = rust_server(args.bin)
+    python = python_server(args.python, args.python_server)
+    try:
+        time.sleep(1)
+        python_idle_kb = python.rss_kb()
+        cells = load_matrix(args, [rust, python])
+        series = in_flight_series(args, [rust, python])
+        has_h2load = shutil.which("h2load") is not None and not args.no_h2load
+        if not has_h2load:
+            log("h2load not found (apt-get install nghttp2-client): skipping the cross-check")
+        h2 = h2load_matrix(args, [rust, python]) if has_h2load else None
+    finally:
+        rust.stop()
+        python.stop()
+
+    holds = [(f"rust", hold(args, lambda: rust_server(args.bin), n, 30)) for n in args.rust_streams]
+    holds.append(("python", hold(args, lambda: python_server(args.python, args.python_server),
+                                 args.python_streams, 10)))
+    load_after = load_average()
+    loads = sampler.stop()
+
+    plotted = plot(series, args.levels, args.png)
+    report = []
+    report.append(f"machine: {os.cpu_count()} cores; load average before {load_before}, after {load_after}; "
+                  f"1-min load during the run: median {statistics.median(loads):.2f}, max {max(loads):.2f}")
+    report.append(f"load runs: {args.channels} channels x {args.in_flight} calls in flight, "
+                  f"{args.warmup:g} s warm-up + {args.duration:g} s window, {args.reps} runs per cell")
+    report.append("")
+    report.append(matrix_table(cells, args.reps))
+    report.append("")
+    if h2:
+        report.append(f"Cross-check with the issue's tool, h2load {args.h2load_connections} connections x "
+                      f"{args.h2load_streams} streams, {max(1, round(args.warmup))} s warm-up + "
+                      f"{max(1, round(args.duration))} s, one run "
+                      "(checks HTTP 200 only; StreamSequence's 4, 2, 1 sent in one body):")
+        report.append("")
+        report.append(h2load_table(h2, args))
+        report.append("")
+    report.append("AtIndex calls/s vs calls in flight "
+                  f"({args.series_warmup:g} s warm-up + {args.series_duration:g} s window, one run each):")
+    report.append("")
+    report.append(series_table(series, args.levels))
+    report.append("")
+    if plotted:
+        report.append(f"plot: {os.path.relpath(args.png, ROOT)}")
+    else:
+        report.append("```\n" + ascii_chart(series, args.levels) + "\n```")
+    report.append("")
+    report.append("Held StreamSequence calls (fresh servers; each call sent 1 and got its reply):")
+    report.append("")
+    report.append(hold_table(holds))
+    report.append("")
+    ready = start["ready_ms"]
+    idle = [kb for kb in start["idle_rss_kb"] if kb is not None]
+    report.append(f"Rust server, exec to 'listening on': median {statistics.median(ready):.1f} ms "
+                  f"(min {min(ready):.1f}, max {max(ready):.1f}, {len(ready)} starts); "
+                  f"idle RSS median {statistics.median(idle):,.0f} kB ({statistics.median(idle) / 1024:.1f} MiB); "
+                  f"Python server idle RSS (1 s after start): {fmt(python_idle_kb)} kB")
+    report.append(f"total time: {time.time() - begun:.0f} s")
+    text = "\n".join(report)
+    print(text)
+
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"load_before": load_before, "load_after": load_after, "load_samples": loads, "matrix": cells,
+                   "in_flight_series": series, "h2load": h2, "holds": holds, "startup": start,
+                   "python_idle_rss_kb": python_idle_kb}, f, indent=1)
+    errors = sum(r["errors"] for by in cells.values() for runs in by.values() for r in runs)
+    errors += sum(r["errors"] for runs in series.values() for r in runs)
+    if errors:
+        log(f"{errors} calls failed or returned wrong values: see the errors column")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
