@@ -88,8 +88,10 @@ fn sigterm_lets_a_call_in_flight_finish() {
         block_on(replies.try_next()).unwrap().map(|n| n.value),
         Some(2)
     );
-    // ...and ends with OK once the client closes its side.
-    block_on(requests.close()).unwrap();
+    // ...and ends with OK once the client closes its side. (grpcio's close
+    // reports RpcFinished when the server's OK status beats the close's own
+    // completion, so its result says nothing; the status below does.)
+    let _ = block_on(requests.close());
     assert_eq!(block_on(replies.try_next()).unwrap(), None);
 
     assert_eq!(server.next_line(), "stopped: 1 calls drained, 0 cancelled");
