@@ -8,7 +8,7 @@ SHELL := /bin/bash
 PYTHON      ?= python3
 CARGO       ?= cargo
 # One profile for everything (tests, benchmarks, CI, running): the C core
-# takes ~10 minutes to build, so it is built once, optimised.
+# takes 15-20 minutes to build on 2 cores, so it is built once, optimised.
 CARGO_FLAGS := --release --locked
 VENV        := $(CURDIR)/.venv
 # Cargo's output, wherever CARGO_TARGET_DIR puts it; the interop suite
