@@ -1,7 +1,7 @@
 //! Bookkeeping of calls: how many are in flight (for the shutdown report)
 //! and, at debug level, one log line per finished call.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,16 +10,19 @@ use log::{debug, log_enabled, Level};
 
 use crate::status::code_name;
 
-/// Counts the calls in flight. Clones share the count.
+/// Counts the calls in flight and the calls ever started. Clones share
+/// the counts.
 #[derive(Clone, Debug, Default)]
 pub struct CallTracker {
     in_flight: Arc<AtomicUsize>,
+    started: Arc<AtomicU64>,
 }
 
 impl CallTracker {
     /// Records the start of the call behind `ctx`.
     pub fn start(&self, ctx: &RpcContext) -> CallRecord {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.started.fetch_add(1, Ordering::Relaxed);
         // Method and peer are copied out of the C core only when they will
         // be logged: this is on every call's path.
         let detail = log_enabled!(Level::Debug).then(|| CallDetail {
@@ -36,6 +39,11 @@ impl CallTracker {
     /// Calls started and not yet finished.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Calls started since the server did.
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 }
 

@@ -6,7 +6,8 @@
 //!   gRPC types.
 //! - [`status`]: the one place a domain error becomes a gRPC status.
 //! - [`service`]: the servicer, one handler per rpc in proto order.
-//! - [`calls`]: the count of calls in flight and the per-call log line.
+//! - [`calls`]: the count of calls in flight and the per-call log line;
+//!   [`memory`]: hands freed heap back to the system when calls are over.
 //! - [`server`]: start-up (services, TLS, limits, bind) and graceful
 //!   shutdown; [`shutdown`]: the signals that trigger it.
 //! - [`reflection`]: the standard server reflection service (v1, v1alpha).
@@ -22,6 +23,7 @@ pub mod calls;
 pub mod client;
 pub mod fibonacci;
 pub mod logging;
+pub mod memory;
 pub mod proto;
 pub mod reflection;
 pub mod server;

@@ -22,6 +22,7 @@ use grpcio::{
 use grpcio_health::{HealthService, ServingStatus};
 
 use crate::calls::CallTracker;
+use crate::memory;
 use crate::proto::create_fibonacci;
 use crate::reflection;
 use crate::service::FibonacciService;
@@ -263,6 +264,7 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
             reason: None,
         })?;
     server.start();
+    memory::spawn_trimmer(calls.clone());
     health.set_serving_status("", ServingStatus::Serving);
     health.set_serving_status(FIBONACCI_SERVICE, ServingStatus::Serving);
     Ok(RunningServer {
