@@ -73,6 +73,11 @@ struct Options {
     /// calls together.
     #[structopt(long, default_value = "512")]
     memory_quota_mib: u32,
+
+    /// Completion queues, each polled by a thread of its own; 0 is one per
+    /// CPU.
+    #[structopt(long, default_value = "0")]
+    completion_queues: usize,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -109,6 +114,7 @@ fn run(options: Options) -> Result<(), String> {
             keepalive_timeout: options.keepalive_timeout,
             memory_quota_mib: options.memory_quota_mib,
         },
+        completion_queues: options.completion_queues,
     };
     let running = server::start(&config).map_err(|error| error.to_string())?;
     info!(

@@ -46,6 +46,9 @@ pub struct ServerConfig {
     /// TLS, if any; plaintext otherwise.
     pub tls: Option<TlsConfig>,
     pub limits: Limits,
+    /// Completion queues, each polled by a thread of its own; 0 means one
+    /// per CPU (grpcio's default).
+    pub completion_queues: usize,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             reuse_port: false,
             tls: None,
             limits: Limits::default(),
+            completion_queues: 0,
         }
     }
 }
@@ -199,7 +203,11 @@ pub struct ShutdownReport {
 
 /// Builds, binds and starts the server.
 pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
-    let env = Arc::new(EnvBuilder::new().name_prefix("fibonacci-cq").build());
+    let mut env = EnvBuilder::new().name_prefix("fibonacci-cq");
+    if config.completion_queues > 0 {
+        env = env.cq_count(config.completion_queues);
+    }
+    let env = Arc::new(env.build());
     let limits = &config.limits;
     // The C core takes these as i32; values past that mean "no limit".
     let clamp = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);

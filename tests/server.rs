@@ -153,6 +153,7 @@ fn help_explains_the_flags() {
         "--keepalive-time",
         "--keepalive-timeout",
         "--memory-quota-mib",
+        "--completion-queues",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
