@@ -100,3 +100,56 @@ fn one_server_serves_all_four_clients_in_turn() {
         assert_eq!(session.code(), Some(0), "{binary}: {session:?}");
     }
 }
+
+/// `make run-clients` with answers piped in: the four clients share one
+/// standard input, one after another, and each must take only its own
+/// lines (a buffered reader would swallow the next client's answers).
+#[test]
+fn four_clients_share_one_piped_input() {
+    use std::io::{Seek, Write};
+    use std::process::{Command, Stdio};
+
+    let server = ServerProcess::start();
+    let answers_path = std::env::temp_dir().join(format!("answers-{}", std::process::id()));
+    let mut answers = std::fs::File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&answers_path)
+        .unwrap();
+    answers.write_all(b"7\n7\n7\n5\n\n4\n2\n1\n\n").unwrap();
+    answers.rewind().unwrap();
+
+    let mut screen = String::new();
+    for binary in [
+        CLIENT_UNARY,
+        CLIENT_SERVER_STREAM,
+        CLIENT_CLIENT_STREAM,
+        CLIENT_BIDIRECTIONAL_STREAM,
+    ] {
+        // Clones of one open file share its offset, as a pipe would.
+        let output = Command::new(binary)
+            .arg(&server.address)
+            .stdin(Stdio::from(answers.try_clone().unwrap()))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{binary}");
+        screen.push_str(&String::from_utf8_lossy(&output.stdout));
+    }
+    std::fs::remove_file(&answers_path).unwrap();
+    // Piped answers are not echoed, so each prompt runs into what follows it.
+    assert_eq!(
+        screen,
+        "enter an index integer: Fibonacci #7: 13\n\
+         enter an index integer: Fibonacci #1: 1\nFibonacci #2: 1\nFibonacci #3: 2\n\
+         Fibonacci #4: 3\nFibonacci #5: 5\nFibonacci #6: 8\nFibonacci #7: 13\n\
+         enter an index (or nothing to stop): enter an index (or nothing to stop): \
+         enter an index (or nothing to stop): done sending\nSum: 18\n\
+         enter the next increment (or nothing to stop): Fibonacci #1: 1\nFibonacci #2: 1\n\
+         Fibonacci #3: 2\nFibonacci #4: 3\n\
+         enter the next increment (or nothing to stop): Fibonacci #5: 5\nFibonacci #6: 8\n\
+         enter the next increment (or nothing to stop): Fibonacci #7: 13\n\
+         enter the next increment (or nothing to stop): done sending\n"
+    );
+}
