@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Instructions per call, counted by valgrind's callgrind: repeatable on a
+# noisy machine, where wall-clock A/B runs are not (see BENCHMARKS.md).
+# Runs the server under callgrind twice, for N1 and N2 calls from h2load
+# (1 connection, 1 stream), and divides the difference of the two process
+# totals by N2 - N1, which cancels start-up and shutdown.
+#
+#   bench/callgrind.sh [SERVER_BINARY] [METHOD] [VALUE] [N1] [N2]
+#   bench/callgrind.sh target/release/server GetSequence 46 400 1600
+# Needs valgrind and h2load (Debian: valgrind, nghttp2-client).
+set -euo pipefail
+server=${1:-target/release/server}
+method=${2:-GetSequence}
+value=${3:-46}
+n1=${4:-400}
+n2=${5:-1600}
+for tool in valgrind h2load; do
+  command -v "$tool" >/dev/null || { echo "$tool not found" >&2; exit 1; }
+done
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# One gRPC message: uncompressed, length 2, Number{value} (value < 128).
+printf '\x00\x00\x00\x00\x02\x08'"$(printf '\\x%02x' "$value")" > "$work/body"
+
+instructions_for() {
+  valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
+    "$server" --host 127.0.0.1 --port 0 > "$work/server.out" 2> "$work/valgrind.err" &
+  local pid=$!
+  for _ in $(seq 150); do
+    grep -q "^listening on" "$work/server.out" 2>/dev/null && break
+    sleep 0.2
+  done
+  local address
+  address=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$work/server.out")
+  h2load -c 1 -m 1 -n "$1" -H 'content-type: application/grpc' -H 'te: trailers' \
+    -d "$work/body" "http://$address/fibonacci.Fibonacci/$method" > "$work/h2load.out" 2>&1
+  kill -TERM "$pid"
+  wait "$pid"
+  sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$work/valgrind.err"
+}
+
+first=$(instructions_for "$n1")
+second=$(instructions_for "$n2")
+echo "$method($value): $(( (second - first) / (n2 - n1) )) instructions per call"
