@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             // A negative increment is refused by the server: wait for no
             // reply, its status surfaces with the next read.
             for _ in 0..increment.max(0) {
-                let Some(reply) = replies.next()? else {
+                let Some(reply) = replies.next_reply()? else {
                     break;
                 };
                 index += 1;
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         }
         session.terminal.say("done sending")?;
         let _ = block_on(requests.close());
-        while let Some(reply) = replies.next()? {
+        while let Some(reply) = replies.next_reply()? {
             index += 1;
             session
                 .terminal
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
 /// before (they answered requests the server then refused to go on with).
 fn drain_status(replies: &mut Replies<ClientDuplexReceiver<Number>>) -> ClientError {
     loop {
-        match replies.next() {
+        match replies.next_reply() {
             Ok(Some(_)) => continue,
             Ok(None) => return ClientError::CallEnded,
             Err(error) => return error,

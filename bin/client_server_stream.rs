@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         let count = session.terminal.ask_index("enter an index integer: ")?;
         let mut replies = Replies::new(session.client.get_sequence(&Number::from(count))?);
         let mut index = 0;
-        while let Some(reply) = replies.next()? {
+        while let Some(reply) = replies.next_reply()? {
             index += 1;
             session
                 .terminal

@@ -296,7 +296,7 @@ impl<S: Stream<Item = grpcio::Result<Number>> + Unpin> Replies<S> {
 
     /// The next reply; `Ok(None)` once the call ended with OK, the status
     /// once the call failed and every earlier reply has been returned.
-    pub fn next(&mut self) -> Result<Option<Number>, ClientError> {
+    pub fn next_reply(&mut self) -> Result<Option<Number>, ClientError> {
         loop {
             match futures_executor::block_on(self.stream.try_next()) {
                 Ok(Some(reply)) => return Ok(Some(reply)),

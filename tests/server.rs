@@ -110,7 +110,7 @@ fn sigint_with_nothing_in_flight_stops_at_once() {
 #[test]
 fn calls_still_open_after_the_grace_period_are_cancelled() {
     let mut server = ServerProcess::start_with(&["--grace-period", "0.5"]);
-    let (_client, mut requests, mut replies) = open_stream_sequence(&server.address);
+    let (_client, _requests, mut replies) = open_stream_sequence(&server.address);
 
     server.signal(libc::SIGTERM);
     assert_eq!(
