@@ -1,7 +1,8 @@
 # The benchmark: `make bench` (the top Makefile includes this file).
 #
 # Builds the release binaries, starts the Rust server and the guide's Python
-# server (interop/python/server.py) on ports of their own on 127.0.0.1, and
+# server (interop/python/server.py), and the grpc-go server if `make
+# bench-go` has built it, on ports of their own on 127.0.0.1, and
 # runs target/release/bench against each, alternating; bench/run.py does the
 # orchestration and prints the tables that BENCHMARKS.md quotes. About 4-5
 # minutes on 2 cores. Raw results go to target/bench/, the plot to
@@ -13,11 +14,25 @@
 
 BENCH_DIR  := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 BENCH_ARGS ?=
+# The grpc-go 1.33 peer server (bench/go), built by `make bench-go`. run.py
+# measures it as a third server whenever this file exists; `make bench`
+# itself never needs Go: it only rebuilds the binary when one was built
+# before and bench/go changed since.
+GO_SERVER  := $(CURDIR)/target/bench/go-server
+GO_SOURCES := $(wildcard $(BENCH_DIR)/go/*.go) $(BENCH_DIR)/go/build.sh
 
-.PHONY: bench
+.PHONY: bench bench-go
 
-bench: build $(VENV)/.bench-tools
+bench: build $(VENV)/.bench-tools $(if $(wildcard $(GO_SERVER)),$(GO_SERVER))
 	$(VENV)/bin/python $(BENCH_DIR)/run.py --bin $(BIN) --python $(VENV)/bin/python $(BENCH_ARGS)
+
+# Offline, against Debian's packages (GOPATH=/usr/share/gocode; installs
+# golang-go and golang-google-grpc-dev with apt-get when they are missing
+# and we are root). Build cache: target/bench/go-cache.
+bench-go: $(GO_SERVER)
+
+$(GO_SERVER): $(GO_SOURCES)
+	$(BENCH_DIR)/go/build.sh $@
 
 # The Python server's packages (interop/requirements.txt: grpcio, protobuf,
 # grpcio-tools for its stubs) and matplotlib for the plot, in one pip call

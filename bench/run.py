@@ -1,17 +1,25 @@
 #!/usr/bin/env python3
-"""`make bench`: the Rust server against the guide's Python server.
+"""`make bench`: the Rust server against the guide's Python server, and
+against grpc-go 1.33 (the peer the performance issue compares with) when
+its binary has been built (`make bench-go`: target/bench/go-server).
 
-Starts both servers on ports of their own (127.0.0.1, port 0), then runs
+Starts the servers on ports of their own (127.0.0.1, port 0), then runs
 target/release/bench against each, alternating, and prints:
 
 1. per method (the guide's request shapes), the median over --reps runs of
    calls/s, messages/s, latency percentiles, errors and the server's CPU
-   time per call, side by side, with the Rust / Python ratios;
-2. calls/s against calls in flight (1, 8, 64, 512; AtIndex), plotted into
+   time per call, side by side, with the Rust / Python and Rust / grpc-go
+   ratios;
+2. the same per method from h2load (the issue's tool), when installed,
+   medians of --h2load-reps runs;
+3. calls/s against calls in flight (1, 8, 64, 512; AtIndex), plotted into
    a PNG (matplotlib) or, without matplotlib, an ASCII chart;
-3. server RSS per held StreamSequence call (fresh servers);
-4. the Rust server's idle RSS and its time from exec to the
+4. server RSS per held StreamSequence call (fresh servers);
+5. the Rust server's idle RSS and its time from exec to the
    "listening on" line (median of 10 starts).
+
+--h2load-only runs only 2 (`--h2load-only --h2load-reps 3 --no-python`:
+the Rust server against grpc-go with the issue's tool, about 2 minutes).
 
 Everything it measured goes to --out (results.json, results.md); the PNG
 goes to --png. Uses only the standard library (plus matplotlib for the
@@ -150,6 +158,21 @@ def python_server(python, script):
     return Server("python", [python, "-u", script, "127.0.0.1:0"])
 
 
+def go_server(binary):
+    """bench/go/server.go, built by `make bench-go`."""
+    return Server("grpc-go", [binary, "-addr", "127.0.0.1:0"])
+
+
+# How the tables name each server, and the peers the Rust server is
+# compared with, in column order (only those that ran).
+TITLES = {"rust": "Rust", "python": "Python", "grpc-go": "grpc-go"}
+PEERS = ["python", "grpc-go"]
+
+
+def peers_of(by_server):
+    return [p for p in PEERS if p in by_server]
+
+
 def ensure_python_stubs(python):
     """interop/python/server.py imports stubs generated into
     interop/python/generated (gitignored; interop.mk and the interop suite
@@ -232,16 +255,22 @@ def matrix_table(cells, reps):
     lines.append("")
     lines.append(f"Medians of {reps} runs per cell; latencies are those of the median run.")
     lines.append("")
-    lines.append("| method | Rust calls/s | Python calls/s | Rust / Python calls/s "
-                 "| Rust / Python server CPU per call | grpc-go (issue) | Python (issue) |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    peers = peers_of(next(iter(cells.values())))
+    header = "| method | Rust calls/s |"
+    for peer in peers:
+        title = TITLES[peer]
+        header += f" {title} calls/s | Rust / {title} calls/s | Rust / {title} server CPU per call |"
+    lines.append(header + " grpc-go (issue) | Python (issue) |")
+    lines.append("|---|---:|" + "---:|---:|---:|" * len(peers) + "---:|---:|")
     for method, by_server in cells.items():
-        rust, python = by_server["rust"], by_server["python"]
-        lines.append(
-            f"| {method} | {fmt(med(rust, 'calls_per_s'))} | {fmt(med(python, 'calls_per_s'))} "
-            f"| {ratio(med(rust, 'calls_per_s'), med(python, 'calls_per_s'))} "
-            f"| {ratio(med(rust, 'server_cpu_us_per_call'), med(python, 'server_cpu_us_per_call'), 3)} "
-            f"| {GRPC_GO[method]} | {GUIDE_PYTHON_ISSUE[method]} |")
+        rust = by_server["rust"]
+        line = f"| {method} | {fmt(med(rust, 'calls_per_s'))} |"
+        for peer in peers:
+            runs = by_server[peer]
+            line += (f" {fmt(med(runs, 'calls_per_s'))} "
+                     f"| {ratio(med(rust, 'calls_per_s'), med(runs, 'calls_per_s'))} "
+                     f"| {ratio(med(rust, 'server_cpu_us_per_call'), med(runs, 'server_cpu_us_per_call'), 3)} |")
+        lines.append(line + f" {GRPC_GO[method]} | {GUIDE_PYTHON_ISSUE[method]} |")
     return "\n".join(lines)
 
 
@@ -277,7 +306,8 @@ def plot(series, levels, png):
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
-    labels = {"rust": "Rust server (grpcio 0.13)", "python": "guide's Python server (grpcio, 10 workers)"}
+    labels = {"rust": "Rust server (grpcio 0.13)", "python": "guide's Python server (grpcio, 10 workers)",
+              "grpc-go": "grpc-go 1.33 server (bench/go)"}
     for name, runs in series.items():
         ax.plot(levels, [r["calls_per_s"] for r in runs], marker="o", label=labels.get(name, name))
     ax.set_xscale("log", base=2)
@@ -312,7 +342,7 @@ def ascii_chart(series, levels, width=50):
         for name, runs in series.items():
             value = runs[i]["calls_per_s"]
             bar = "#" * max(1, round(width * value / top))
-            lines.append(f"{level:>4} {name:<6} {bar} {value:,.0f}")
+            lines.append(f"{level:>4} {name:<7} {bar} {value:,.0f}")
     return "\n".join(lines)
 
 
@@ -370,26 +400,49 @@ def h2load(args, server, method):
 
 
 def h2load_matrix(args, servers):
-    cells = {m: {} for m in METHODS}
-    for method in METHODS:
-        for server in servers:
-            log(f"h2load {method} on {server.name}")
-            cells[method][server.name] = h2load(args, server, method)
+    """--h2load-reps runs per method and server, interleaved (rep by rep,
+    method by method, server by server)."""
+    cells = {m: {s.name: [] for s in servers} for m in METHODS}
+    for rep in range(args.h2load_reps):
+        for method in METHODS:
+            for server in servers:
+                log(f"h2load rep {rep + 1}/{args.h2load_reps} {method} on {server.name}")
+                cells[method][server.name].append(h2load(args, server, method))
     return cells
 
 
 def h2load_table(cells, args):
-    lines = ["| method | Rust calls/s | Rust server CPU us/call | Python calls/s "
-             "| Python server CPU us/call | Rust / Python calls/s | grpc-go (issue) "
-             "| Python (issue) | non-200 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    """Medians of the runs of each cell: calls/s and server CPU per call,
+    each server side by side, then the Rust / peer ratios of both."""
+    servers = list(next(iter(cells.values())))
+    peers = [s for s in servers if s in PEERS]
+    header = "| method |"
+    for name in servers:
+        header += f" {TITLES[name]} calls/s | {TITLES[name]} server CPU us/call |"
+    for peer in peers:
+        header += f" Rust / {TITLES[peer]} calls/s | Rust / {TITLES[peer]} server CPU per call |"
+    lines = [header + " grpc-go (issue) | Python (issue) | non-200 |",
+             "|---|" + "---:|---:|" * (len(servers) + len(peers)) + "---:|---:|---:|"]
     for method, by in cells.items():
-        rust, python = by["rust"], by["python"]
-        lines.append(
-            f"| {method} | {fmt(rust['calls_per_s'])} | {fmt(rust['server_cpu_us_per_call'], 1)} "
-            f"| {fmt(python['calls_per_s'])} | {fmt(python['server_cpu_us_per_call'], 1)} "
-            f"| {ratio(rust['calls_per_s'], python['calls_per_s'])} | {GRPC_GO[method]} "
-            f"| {GUIDE_PYTHON_ISSUE[method]} | {rust['errors'] + python['errors']} |")
+        line = f"| {method} |"
+        for name in servers:
+            line += f" {fmt(med(by[name], 'calls_per_s'))} | {fmt(med(by[name], 'server_cpu_us_per_call'), 1)} |"
+        rust = by["rust"]
+        for peer in peers:
+            line += (f" {ratio(med(rust, 'calls_per_s'), med(by[peer], 'calls_per_s'))} "
+                     f"| {ratio(med(rust, 'server_cpu_us_per_call'), med(by[peer], 'server_cpu_us_per_call'), 3)} |")
+        errors = sum(r["errors"] for runs in by.values() for r in runs)
+        lines.append(line + f" {GRPC_GO[method]} | {GUIDE_PYTHON_ISSUE[method]} | {errors} |")
+    if args.h2load_reps > 1:
+        lines.append("")
+        lines.append("Individual runs, calls/s (server CPU us/call):")
+        lines.append("")
+        for method, by in cells.items():
+            runs = "; ".join(
+                f"{TITLES[name]} " + " / ".join(
+                    f"{fmt(r['calls_per_s'])} ({fmt(r['server_cpu_us_per_call'], 1)})" for r in by[name])
+                for name in servers)
+            lines.append(f"- {method}: {runs}")
     return "\n".join(lines)
 
 
@@ -438,6 +491,11 @@ def main():
     parser.add_argument("--python", default=sys.executable,
                         help="Python with grpcio for the guide's server")
     parser.add_argument("--python-server", default=os.path.join(ROOT, "interop", "python", "server.py"))
+    parser.add_argument("--no-python", action="store_true",
+                        help="leave out the guide's Python server (with --h2load-only: Rust against grpc-go)")
+    parser.add_argument("--go-server", default=os.path.join(ROOT, "target", "bench", "go-server"),
+                        help="the grpc-go server (make bench-go); measured as a third server if it exists")
+    parser.add_argument("--no-go", action="store_true", help="leave out the grpc-go server even if it is built")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--channels", type=int, default=2)
     parser.add_argument("--in-flight", type=int, default=32)
@@ -449,12 +507,19 @@ def main():
     parser.add_argument("--rust-streams", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--python-streams", type=int, default=10,
                         help="its pool of 10 workers serves 10 StreamSequence calls at once")
+    parser.add_argument("--go-streams", type=int, nargs="*", default=[10000],
+                        help="held StreamSequence calls on the grpc-go server (none: skip)")
     parser.add_argument("--hold-calls-per-channel", type=int, default=250,
-                        help="held calls per connection (the Rust server allows 256 by default)")
+                        help="held calls per connection (the Rust server allows 256 by default, "
+                             "the grpc-go server too)")
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--h2load-connections", type=int, default=2)
     parser.add_argument("--h2load-streams", type=int, default=16)
+    parser.add_argument("--h2load-reps", type=int, default=1,
+                        help="h2load runs per method and server (interleaved; the table shows medians)")
     parser.add_argument("--no-h2load", action="store_true", help="skip the h2load cross-check")
+    parser.add_argument("--h2load-only", action="store_true",
+                        help="run only the h2load cross-check (no load generator, series, held calls or start-up)")
     parser.add_argument("--out", default=os.path.join(ROOT, "target", "bench"))
     parser.add_argument("--png", default=os.path.join(ROOT, "bench", "inflight.png"))
     parser.add_argument("--plot-only", metavar="RESULTS_JSON",
@@ -466,87 +531,122 @@ def main():
         levels = [r["in_flight"] for r in next(iter(series.values()))]
         return 0 if plot(series, levels, args.png) else 1
     os.makedirs(args.out, exist_ok=True)
+    has_h2load = shutil.which("h2load") is not None and not args.no_h2load
+    if args.h2load_only and not has_h2load:
+        log("--h2load-only, but h2load is not installed (apt-get install nghttp2-client) or --no-h2load given")
+        return 2
+    with_go = not args.no_go and os.access(args.go_server, os.X_OK)
+    if not with_go and not args.no_go:
+        log(f"no grpc-go server at {os.path.relpath(args.go_server, ROOT)} (make bench-go builds it): "
+            "Rust against Python only")
+    with_python = not args.no_python
+    full = not args.h2load_only
 
     begun = time.time()
     load_before = load_average()
     if float(load_before.split()[0]) > 1.0:
         log(f"the machine is busy (load average {load_before}): expect noisy numbers")
     sampler = LoadSampler()
-    ensure_python_stubs(args.python)
+    if with_python:
+        ensure_python_stubs(args.python)
 
-    log("Rust server: exec to 'listening on', idle RSS (10 starts)")
-    start = startup(args)
+    start = None
+    if full:
+        log("Rust server: exec to 'listening on', idle RSS (10 starts)")
+        start = startup(args)
 
-    rust = rust_server(args.bin)
-    python = python_server(args.python, args.python_server)
+    servers = [rust_server(args.bin)]
+    cells = series = h2 = None
+    idle_kb = {}
     try:
+        if with_python:
+            servers.append(python_server(args.python, args.python_server))
+        if with_go:
+            servers.append(go_server(args.go_server))
         time.sleep(1)
-        python_idle_kb = python.rss_kb()
-        cells = load_matrix(args, [rust, python])
-        series = in_flight_series(args, [rust, python])
-        has_h2load = shutil.which("h2load") is not None and not args.no_h2load
+        idle_kb = {s.name: s.rss_kb() for s in servers if s.name != "rust"}
+        if full:
+            cells = load_matrix(args, servers)
+            series = in_flight_series(args, servers)
         if not has_h2load:
             log("h2load not found (apt-get install nghttp2-client): skipping the cross-check")
-        h2 = h2load_matrix(args, [rust, python]) if has_h2load else None
+        h2 = h2load_matrix(args, servers) if has_h2load else None
     finally:
-        rust.stop()
-        python.stop()
+        for server in servers:
+            server.stop()
 
-    holds = [(f"rust", hold(args, lambda: rust_server(args.bin), n, 30)) for n in args.rust_streams]
-    holds.append(("python", hold(args, lambda: python_server(args.python, args.python_server),
-                                 args.python_streams, 10)))
+    holds = []
+    if full:
+        holds = [("rust", hold(args, lambda: rust_server(args.bin), n, 30)) for n in args.rust_streams]
+        if with_python:
+            holds.append(("python", hold(args, lambda: python_server(args.python, args.python_server),
+                                         args.python_streams, 10)))
+        if with_go:
+            holds += [("grpc-go", hold(args, lambda: go_server(args.go_server), n, 30)) for n in args.go_streams]
     load_after = load_average()
     loads = sampler.stop()
 
-    plotted = plot(series, args.levels, args.png)
+    plotted = plot(series, args.levels, args.png) if series else False
     report = []
     report.append(f"machine: {os.cpu_count()} cores; load average before {load_before}, after {load_after}; "
                   f"1-min load during the run: median {statistics.median(loads):.2f}, max {max(loads):.2f}")
-    report.append(f"load runs: {args.channels} channels x {args.in_flight} calls in flight, "
-                  f"{args.warmup:g} s warm-up + {args.duration:g} s window, {args.reps} runs per cell")
-    report.append("")
-    report.append(matrix_table(cells, args.reps))
-    report.append("")
+    report.append("servers: " + ", ".join(s.name for s in servers))
+    if full:
+        report.append(f"load runs: {args.channels} channels x {args.in_flight} calls in flight, "
+                      f"{args.warmup:g} s warm-up + {args.duration:g} s window, {args.reps} runs per cell")
+        report.append("")
+        report.append(matrix_table(cells, args.reps))
+        report.append("")
     if h2:
+        runs = "one run" if args.h2load_reps == 1 else f"medians of {args.h2load_reps} runs, interleaved"
         report.append(f"Cross-check with the issue's tool, h2load {args.h2load_connections} connections x "
                       f"{args.h2load_streams} streams, {max(1, round(args.warmup))} s warm-up + "
-                      f"{max(1, round(args.duration))} s, one run "
-                      "(checks HTTP 200 only; StreamSequence's 4, 2, 1 sent in one body):")
+                      f"{max(1, round(args.duration))} s, {runs} "
+                      "(checks HTTP 200 only; StreamSequence's 4, 2, 1 sent in one body; "
+                      "server CPU = utime + stime of the server over the window):")
         report.append("")
         report.append(h2load_table(h2, args))
         report.append("")
-    report.append("AtIndex calls/s vs calls in flight "
-                  f"({args.series_warmup:g} s warm-up + {args.series_duration:g} s window, one run each):")
-    report.append("")
-    report.append(series_table(series, args.levels))
-    report.append("")
-    if plotted:
-        report.append(f"plot: {os.path.relpath(args.png, ROOT)}")
-    else:
-        report.append("```\n" + ascii_chart(series, args.levels) + "\n```")
-    report.append("")
-    report.append("Held StreamSequence calls (fresh servers; each call sent 1 and got its reply):")
-    report.append("")
-    report.append(hold_table(holds))
-    report.append("")
-    ready = start["ready_ms"]
-    idle = [kb for kb in start["idle_rss_kb"] if kb is not None]
-    report.append(f"Rust server, exec to 'listening on': median {statistics.median(ready):.1f} ms "
-                  f"(min {min(ready):.1f}, max {max(ready):.1f}, {len(ready)} starts); "
-                  f"idle RSS median {statistics.median(idle):,.0f} kB ({statistics.median(idle) / 1024:.1f} MiB); "
-                  f"Python server idle RSS (1 s after start): {fmt(python_idle_kb)} kB")
+    if full:
+        report.append("AtIndex calls/s vs calls in flight "
+                      f"({args.series_warmup:g} s warm-up + {args.series_duration:g} s window, one run each):")
+        report.append("")
+        report.append(series_table(series, args.levels))
+        report.append("")
+        if plotted:
+            report.append(f"plot: {os.path.relpath(args.png, ROOT)}")
+        else:
+            report.append("```\n" + ascii_chart(series, args.levels) + "\n```")
+        report.append("")
+        report.append("Held StreamSequence calls (fresh servers; each call sent 1 and got its reply):")
+        report.append("")
+        report.append(hold_table(holds))
+        report.append("")
+        ready = start["ready_ms"]
+        idle = [kb for kb in start["idle_rss_kb"] if kb is not None]
+        others = "; ".join(f"{TITLES[name]} server idle RSS (1 s after start): {fmt(kb)} kB"
+                           for name, kb in idle_kb.items())
+        report.append(f"Rust server, exec to 'listening on': median {statistics.median(ready):.1f} ms "
+                      f"(min {min(ready):.1f}, max {max(ready):.1f}, {len(ready)} starts); "
+                      f"idle RSS median {statistics.median(idle):,.0f} kB ({statistics.median(idle) / 1024:.1f} MiB)"
+                      + (f"; {others}" if others else ""))
     report.append(f"total time: {time.time() - begun:.0f} s")
     text = "\n".join(report)
     print(text)
 
-    with open(os.path.join(args.out, "results.md"), "w") as f:
+    name = "results-h2load" if args.h2load_only else "results"
+    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
         f.write(text + "\n")
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"load_before": load_before, "load_after": load_after, "load_samples": loads, "matrix": cells,
+    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
+        json.dump({"load_before": load_before, "load_after": load_after, "load_samples": loads,
+                   "servers": [s.name for s in servers], "matrix": cells,
                    "in_flight_series": series, "h2load": h2, "holds": holds, "startup": start,
-                   "python_idle_rss_kb": python_idle_kb}, f, indent=1)
-    errors = sum(r["errors"] for by in cells.values() for runs in by.values() for r in runs)
-    errors += sum(r["errors"] for runs in series.values() for r in runs)
+                   "idle_rss_kb": idle_kb, "python_idle_rss_kb": idle_kb.get("python")}, f, indent=1)
+    errors = 0
+    if cells:
+        errors += sum(r["errors"] for by in cells.values() for runs in by.values() for r in runs)
+    if series:
+        errors += sum(r["errors"] for runs in series.values() for r in runs)
     if errors:
         log(f"{errors} calls failed or returned wrong values: see the errors column")
         return 1
