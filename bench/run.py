@@ -537,7 +537,7 @@ def main():
         return 2
     with_go = not args.no_go and os.access(args.go_server, os.X_OK)
     if not with_go and not args.no_go:
-        log(f"no grpc-go server at {os.path.relpath(args.go_server, ROOT)} (make bench-go builds it): "
+        log(f"no grpc-go server at {args.go_server} (make bench-go builds it): "
             "Rust against Python only")
     with_python = not args.no_python
     full = not args.h2load_only
