@@ -7,6 +7,8 @@
 #
 #   bench/callgrind.sh [SERVER_BINARY] [METHOD] [VALUE] [N1] [N2]
 #   bench/callgrind.sh target/release/server GetSequence 46 400 1600
+# STREAMS=16 keeps 16 calls in flight (default 1), which keeps the server
+# busy and so makes the count depend less on the run's wall time.
 # Needs valgrind and h2load (Debian: valgrind, nghttp2-client).
 set -euo pipefail
 server=${1:-target/release/server}
@@ -14,6 +16,7 @@ method=${2:-GetSequence}
 value=${3:-46}
 n1=${4:-400}
 n2=${5:-1600}
+streams=${STREAMS:-1}
 for tool in valgrind h2load; do
   command -v "$tool" >/dev/null || { echo "$tool not found" >&2; exit 1; }
 done
@@ -32,7 +35,7 @@ instructions_for() {
   done
   local address
   address=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$work/server.out")
-  h2load -c 1 -m 1 -n "$1" -H 'content-type: application/grpc' -H 'te: trailers' \
+  h2load -c 1 -m "$streams" -n "$1" -H 'content-type: application/grpc' -H 'te: trailers' \
     -d "$work/body" "http://$address/fibonacci.Fibonacci/$method" > "$work/h2load.out" 2>&1
   kill -TERM "$pid"
   wait "$pid"

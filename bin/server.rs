@@ -56,8 +56,8 @@ struct Options {
     #[structopt(long, default_value = "256")]
     max_concurrent_streams: u32,
 
-    /// Largest message, in bytes, received or sent; larger ones are
-    /// refused with RESOURCE_EXHAUSTED.
+    /// Largest request message, in bytes; a larger one is refused with
+    /// RESOURCE_EXHAUSTED.
     #[structopt(long, default_value = "65536")]
     max_message_size: u32,
 

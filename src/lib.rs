@@ -5,7 +5,8 @@
 //! - [`fibonacci`]: the arithmetic and its int32 limits; pure functions, no
 //!   gRPC types.
 //! - [`status`]: the one place a domain error becomes a gRPC status.
-//! - [`service`]: the servicer, one handler per rpc in proto order.
+//! - [`service`]: the servicer, one handler per rpc in proto order;
+//!   [`inbound`]: the receive limit, applied as requests are decoded.
 //! - [`calls`]: the count of calls in flight and the per-call log line;
 //!   [`memory`]: hands freed heap back to the system when calls are over.
 //! - [`server`]: start-up (services, TLS, limits, bind) and graceful
@@ -22,6 +23,7 @@
 pub mod calls;
 pub mod client;
 pub mod fibonacci;
+pub mod inbound;
 pub mod logging;
 pub mod memory;
 pub mod proto;

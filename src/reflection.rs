@@ -15,11 +15,13 @@ use std::sync::Arc;
 
 use futures::prelude::*;
 use grpcio::{
-    DuplexSink, Marshaller, Method, MethodType, RequestStream, RpcContext, RpcStatusCode, Service,
-    ServiceBuilder, WriteFlags,
+    DuplexSink, MethodType, RequestStream, RpcContext, RpcStatusCode, Service, ServiceBuilder,
+    WriteFlags,
 };
 use protobuf::descriptor::{DescriptorProto, FileDescriptorProto};
 use protobuf::Message;
+
+use crate::inbound::{self, Bounded};
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/reflection_v1_generated.rs"));
@@ -30,29 +32,16 @@ use generated::reflection::{
     ServerReflectionRequest_oneof_message_request as Query, ServerReflectionResponse,
     ServiceResponse,
 };
-use generated::reflection_grpc::{create_server_reflection, ServerReflection};
 
 pub const V1_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
 pub const V1ALPHA_SERVICE: &str = "grpc.reflection.v1alpha.ServerReflection";
+const V1_METHOD: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+const V1ALPHA_METHOD: &str = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
 
 /// The v1 reflection proto's own descriptor, so tools can describe the
 /// reflection service too.
 pub const V1_FILE_DESCRIPTOR: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/reflection_v1_descriptor.bin"));
-
-/// The v1alpha method, on the v1 messages (same wire format).
-const V1ALPHA_METHOD: Method<ServerReflectionRequest, ServerReflectionResponse> = Method {
-    ty: MethodType::Duplex,
-    name: "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-    req_mar: Marshaller {
-        ser: grpcio::pb_ser,
-        de: grpcio::pb_de,
-    },
-    resp_mar: Marshaller {
-        ser: grpcio::pb_ser,
-        de: grpcio::pb_de,
-    },
-};
 
 /// What reflection can tell: the services served and the files that
 /// define them.
@@ -207,19 +196,24 @@ pub struct ReflectionService {
     catalog: Arc<Catalog>,
 }
 
-impl ServerReflection for ReflectionService {
+impl ReflectionService {
     fn server_reflection_info(
-        &mut self,
+        &self,
         ctx: RpcContext,
-        mut requests: RequestStream<ServerReflectionRequest>,
+        mut requests: RequestStream<Bounded<ServerReflectionRequest>>,
         mut sink: DuplexSink<ServerReflectionResponse>,
     ) {
         let catalog = Arc::clone(&self.catalog);
         ctx.spawn(async move {
             let answered: grpcio::Result<()> = async {
                 while let Some(request) = requests.try_next().await? {
-                    sink.send((catalog.answer(request), WriteFlags::default()))
-                        .await?;
+                    match request {
+                        Ok(request) => {
+                            sink.send((catalog.answer(request), WriteFlags::default()))
+                                .await?
+                        }
+                        Err(too_large) => return sink.fail(too_large.into()).await,
+                    }
                 }
                 sink.close().await
             }
@@ -231,18 +225,21 @@ impl ServerReflection for ReflectionService {
     }
 }
 
-/// The v1 and v1alpha reflection services over `catalog`.
+/// The v1 and v1alpha reflection services over `catalog`. v1alpha is the
+/// same method on the same messages (same wire format) under its own path.
 pub fn services(catalog: Catalog) -> [Service; 2] {
     let handler = ReflectionService {
         catalog: Arc::new(catalog),
     };
-    let mut v1alpha = handler.clone();
-    let v1alpha_service = ServiceBuilder::new()
-        .add_duplex_streaming_handler(&V1ALPHA_METHOD, move |ctx, requests, sink| {
-            v1alpha.server_reflection_info(ctx, requests, sink)
-        })
-        .build();
-    [create_server_reflection(handler), v1alpha_service]
+    [V1_METHOD, V1ALPHA_METHOD].map(|path| {
+        let method = inbound::method(MethodType::Duplex, path);
+        let handler = handler.clone();
+        ServiceBuilder::new()
+            .add_duplex_streaming_handler(&method, move |ctx, requests, sink| {
+                handler.server_reflection_info(ctx, requests, sink)
+            })
+            .build()
+    })
 }
 
 #[cfg(test)]

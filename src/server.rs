@@ -15,17 +15,19 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use futures::FutureExt;
 use grpcio::{
-    CertificateRequestType, ChannelBuilder, EnvBuilder, ResourceQuota, Server, ServerBuilder,
-    ServerCredentials, ServerCredentialsBuilder,
+    CertificateRequestType, ChannelBuilder, EnvBuilder, MethodType, ResourceQuota, Server,
+    ServerBuilder, ServerCredentials, ServerCredentialsBuilder, Service, ServiceBuilder,
 };
+use grpcio_health::proto::{Health, HealthCheckRequest, HealthCheckResponse};
 use grpcio_health::{HealthService, ServingStatus};
 
 use crate::calls::CallTracker;
+use crate::inbound;
 use crate::memory;
-use crate::proto::create_fibonacci;
 use crate::reflection;
-use crate::service::FibonacciService;
+use crate::service::{create_service, FibonacciService};
 
 /// The service name health reports on, besides "" (the whole server).
 pub const FIBONACCI_SERVICE: &str = "fibonacci.Fibonacci";
@@ -88,8 +90,8 @@ impl fmt::Debug for TlsConfig {
 pub struct Limits {
     /// Concurrent calls (HTTP/2 streams) one connection may have open.
     pub max_concurrent_streams: u32,
-    /// Largest message received or sent, in bytes; a larger one ends its
-    /// call with RESOURCE_EXHAUSTED.
+    /// Largest request message received, in bytes; a larger one ends its
+    /// call with RESOURCE_EXHAUSTED (checked in `crate::inbound`).
     pub max_message_size: u32,
     /// Idle time after which the server pings a connection...
     pub keepalive_time: Duration,
@@ -214,8 +216,11 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
     let args = ChannelBuilder::new(Arc::clone(&env))
         .reuse_port(config.reuse_port)
         .max_concurrent_stream(clamp(limits.max_concurrent_streams))
-        .max_receive_message_len(clamp(limits.max_message_size))
-        .max_send_message_len(clamp(limits.max_message_size))
+        // -1 (no limit) leaves the C core's message_size filter out of the
+        // stack; the receive limit is checked as requests are decoded
+        // instead, at a quarter of the cost (see `crate::inbound`).
+        .max_receive_message_len(-1)
+        .max_send_message_len(-1)
         .keepalive_time(limits.keepalive_time)
         .keepalive_timeout(limits.keepalive_timeout)
         .set_resource_quota(
@@ -224,6 +229,7 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
         )
         .build_args();
 
+    inbound::set_receive_limit(limits.max_message_size as usize);
     let calls = CallTracker::default();
     let health = HealthService::default();
     let catalog = reflection::Catalog::new(
@@ -244,8 +250,8 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
 
     let mut server = ServerBuilder::new(env)
         .channel_args(args)
-        .register_service(create_fibonacci(FibonacciService::new(calls.clone())))
-        .register_service(grpcio_health::create_health(health.clone()))
+        .register_service(create_service(FibonacciService::new(calls.clone())))
+        .register_service(health_service(health.clone()))
         .register_service(reflection_v1)
         .register_service(reflection_v1alpha)
         .build()
@@ -281,6 +287,32 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
         health,
         calls,
     })
+}
+
+/// grpcio-health's service, registered here rather than with its
+/// `create_health` so that its requests are decoded under the receive limit
+/// too.
+fn health_service(health: HealthService) -> Service {
+    let check = inbound::method::<HealthCheckRequest, HealthCheckResponse>(
+        MethodType::Unary,
+        "/grpc.health.v1.Health/Check",
+    );
+    let watch = inbound::method::<HealthCheckRequest, HealthCheckResponse>(
+        MethodType::ServerStreaming,
+        "/grpc.health.v1.Health/Watch",
+    );
+    let mut checker = health.clone();
+    let mut watcher = health;
+    ServiceBuilder::new()
+        .add_unary_handler(&check, move |ctx, request, sink| match request {
+            Ok(request) => checker.check(ctx, request, sink),
+            Err(too_large) => ctx.spawn(sink.fail(too_large.into()).map(drop)),
+        })
+        .add_server_streaming_handler(&watch, move |ctx, request, sink| match request {
+            Ok(request) => watcher.watch(ctx, request, sink),
+            Err(too_large) => ctx.spawn(sink.fail(too_large.into()).map(drop)),
+        })
+        .build()
 }
 
 /// `grpc/health/v1/health.proto` as `build.rs` parsed it, for reflection.

@@ -9,13 +9,14 @@
 
 use futures::prelude::*;
 use grpcio::{
-    ClientStreamingSink, DuplexSink, RequestStream, RpcContext, RpcStatus, RpcStatusCode,
-    ServerStreamingSink, UnarySink, WriteFlags,
+    ClientStreamingSink, DuplexSink, MethodType, RequestStream, RpcContext, RpcStatus,
+    RpcStatusCode, ServerStreamingSink, Service, ServiceBuilder, UnarySink, WriteFlags,
 };
 
 use crate::calls::{CallRecord, CallTracker};
 use crate::fibonacci::{self, FibonacciError, IndexSum, RunningSequence};
-use crate::proto::{Fibonacci, Number};
+use crate::inbound::{self, Bounded, TooLarge};
+use crate::proto::Number;
 
 /// The servicer. Each call's state lives in its future; the service only
 /// keeps count of the calls in flight.
@@ -30,17 +31,51 @@ impl FibonacciService {
     }
 }
 
-impl Fibonacci for FibonacciService {
-    fn at_index(&mut self, ctx: RpcContext, request: Number, sink: UnarySink<Number>) {
+/// The `fibonacci.Fibonacci` service for a grpcio server, with its
+/// requests decoded under the receive limit (see `crate::inbound`).
+pub fn create_service(service: FibonacciService) -> Service {
+    let at_index = inbound::method(MethodType::Unary, "/fibonacci.Fibonacci/AtIndex");
+    let get_sequence = inbound::method(
+        MethodType::ServerStreaming,
+        "/fibonacci.Fibonacci/GetSequence",
+    );
+    let sum_indicies = inbound::method(
+        MethodType::ClientStreaming,
+        "/fibonacci.Fibonacci/SumIndicies",
+    );
+    let stream_sequence =
+        inbound::method(MethodType::Duplex, "/fibonacci.Fibonacci/StreamSequence");
+    let (unary, server_stream, client_stream, duplex) =
+        (service.clone(), service.clone(), service.clone(), service);
+    ServiceBuilder::new()
+        .add_unary_handler(&at_index, move |ctx, request, sink| {
+            unary.at_index(ctx, request, sink)
+        })
+        .add_server_streaming_handler(&get_sequence, move |ctx, request, sink| {
+            server_stream.get_sequence(ctx, request, sink)
+        })
+        .add_client_streaming_handler(&sum_indicies, move |ctx, requests, sink| {
+            client_stream.sum_indicies(ctx, requests, sink)
+        })
+        .add_duplex_streaming_handler(&stream_sequence, move |ctx, requests, sink| {
+            duplex.stream_sequence(ctx, requests, sink)
+        })
+        .build()
+}
+
+impl FibonacciService {
+    fn at_index(&self, ctx: RpcContext, request: Bounded<Number>, sink: UnarySink<Number>) {
         let call = self.calls.start(&ctx);
-        let reply = fibonacci::at_index(request.value).map(Number::from);
-        ctx.spawn(finish(call, sink, reply.map_err(CallError::from)));
+        let reply = request
+            .map_err(CallError::from)
+            .and_then(|request| Ok(Number::from(fibonacci::at_index(request.value)?)));
+        ctx.spawn(finish(call, sink, reply));
     }
 
     fn get_sequence(
-        &mut self,
+        &self,
         ctx: RpcContext,
-        request: Number,
+        request: Bounded<Number>,
         mut sink: ServerStreamingSink<Number>,
     ) {
         let call = self.calls.start(&ctx);
@@ -51,9 +86,9 @@ impl Fibonacci for FibonacciService {
     }
 
     fn sum_indicies(
-        &mut self,
+        &self,
         ctx: RpcContext,
-        mut requests: RequestStream<Number>,
+        mut requests: RequestStream<Bounded<Number>>,
         sink: ClientStreamingSink<Number>,
     ) {
         let call = self.calls.start(&ctx);
@@ -68,9 +103,9 @@ impl Fibonacci for FibonacciService {
     }
 
     fn stream_sequence(
-        &mut self,
+        &self,
         ctx: RpcContext,
-        mut requests: RequestStream<Number>,
+        mut requests: RequestStream<Bounded<Number>>,
         mut sink: DuplexSink<Number>,
     ) {
         let call = self.calls.start(&ctx);
@@ -82,26 +117,29 @@ impl Fibonacci for FibonacciService {
     }
 }
 
-async fn get_sequence(request: Number, sink: &mut impl NumberStream) -> Result<(), CallError> {
-    let values = fibonacci::sequence(request.value)?;
+async fn get_sequence(
+    request: Bounded<Number>,
+    sink: &mut impl NumberStream,
+) -> Result<(), CallError> {
+    let values = fibonacci::sequence(request?.value)?;
     send_values(sink, values).await
 }
 
-async fn sum_indicies(requests: &mut RequestStream<Number>) -> Result<Number, CallError> {
+async fn sum_indicies(requests: &mut RequestStream<Bounded<Number>>) -> Result<Number, CallError> {
     let mut sum = IndexSum::default();
     while let Some(request) = requests.try_next().await? {
-        sum.add(request.value)?;
+        sum.add(request?.value)?;
     }
     Ok(Number::from(sum.total()))
 }
 
 async fn stream_sequence(
-    requests: &mut RequestStream<Number>,
+    requests: &mut RequestStream<Bounded<Number>>,
     sink: &mut impl NumberStream,
 ) -> Result<(), CallError> {
     let mut running = RunningSequence::default();
     while let Some(request) = requests.try_next().await? {
-        let values = running.advance(request.value)?;
+        let values = running.advance(request?.value)?;
         send_values(sink, values).await?;
     }
     Ok(())
@@ -130,6 +168,8 @@ async fn send_values(sink: &mut impl NumberStream, values: &[i32]) -> Result<(),
 enum CallError {
     /// The request was refused: the client gets the matching status.
     Refused(FibonacciError),
+    /// A request was past the receive limit: RESOURCE_EXHAUSTED.
+    TooLarge(TooLarge),
     /// The call itself broke (client cancelled, connection gone, server
     /// shutting down): there is nobody left to tell.
     Transport,
@@ -138,6 +178,12 @@ enum CallError {
 impl From<FibonacciError> for CallError {
     fn from(error: FibonacciError) -> Self {
         CallError::Refused(error)
+    }
+}
+
+impl From<TooLarge> for CallError {
+    fn from(too_large: TooLarge) -> Self {
+        CallError::TooLarge(too_large)
     }
 }
 
@@ -204,12 +250,14 @@ impl CallSink<()> for DuplexSink<Number> {
 async fn finish<T>(call: CallRecord, sink: impl CallSink<T>, result: Result<T, CallError>) {
     let code = match result {
         Ok(ending) => sink.succeed(ending).await.map(|()| RpcStatusCode::OK),
-        Err(CallError::Refused(error)) => {
-            let status = RpcStatus::from(error);
-            let code = status.code();
-            sink.refuse(status).await.map(|()| code)
-        }
+        Err(CallError::Refused(error)) => refuse(sink, RpcStatus::from(error)).await,
+        Err(CallError::TooLarge(too_large)) => refuse(sink, RpcStatus::from(too_large)).await,
         Err(CallError::Transport) => Ok(RpcStatusCode::CANCELLED),
     };
     call.finish(code.unwrap_or(RpcStatusCode::CANCELLED));
+}
+
+async fn refuse<T>(sink: impl CallSink<T>, status: RpcStatus) -> grpcio::Result<RpcStatusCode> {
+    let code = status.code();
+    sink.refuse(status).await.map(|()| code)
 }

@@ -959,6 +959,46 @@ def test_default_max_message_size_is_64_kib(launch):
     assert server.stderr() == ""
 
 
+def rpc_error_of(call: Callable[[], object]) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    return raised.value
+
+
+@pytest.mark.parametrize("method,kind,valid_request", [
+    ("/fibonacci.Fibonacci/AtIndex", "unary_unary", b"\x08\x07"),
+    ("/fibonacci.Fibonacci/GetSequence", "unary_stream", b"\x08\x07"),
+    ("/fibonacci.Fibonacci/SumIndicies", "stream_unary", b"\x08\x07"),
+    ("/fibonacci.Fibonacci/StreamSequence", "stream_stream", b"\x08\x01"),
+    ("/grpc.health.v1.Health/Check", "unary_unary", b""),
+    ("/grpc.health.v1.Health/Watch", "unary_stream", b""),
+    ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "stream_stream", b"\x3a\x00"),
+    ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "stream_stream", b"\x3a\x00"),
+])
+def test_every_method_refuses_a_request_past_the_limit(launch, method, kind, valid_request):
+    """The server checks the receive limit itself, as it decodes each
+    request (src/inbound.rs), for every method it serves: exact code and
+    the C core's own wording. In a stream, the valid request before the
+    oversized one is answered first."""
+    server = launch("--max-message-size", "64")
+    oversized = number_7_padded_to(65)
+    with grpc.insecure_channel(server.address) as channel:
+        call = getattr(channel, kind)(method)
+        streams_requests, streams_replies = kind.startswith("stream"), kind.endswith("_stream")
+        request = iter([valid_request, oversized]) if streams_requests else oversized
+        received = []
+        if streams_replies:
+            error = rpc_error_of(lambda: received.extend(call(request, timeout=STEP)))
+        else:
+            error = rpc_error_of(lambda: call(request, timeout=STEP))
+        # A bidi stream answers the valid request before the refusal.
+        assert len(received) == (1 if streams_requests and streams_replies else 0), received
+        assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error.details() == "Received message larger than max (65 vs. 64)"
+        assert at_index(channel, 7) == 13
+    assert server.stderr() == ""
+
+
 def test_max_concurrent_streams_per_connection(launch):
     """With --max-concurrent-streams 2, a connection with two calls open
     holds a third until one of them ends (HTTP/2 makes the client wait; it
