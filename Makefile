@@ -37,7 +37,8 @@ help:
 	@echo "make run-clients  run the guide's four clients against ADDRESS=$(ADDRESS)"
 	@echo "make test         every check: unit, integration, interop"
 	@echo "make interop      only the interop suite (Python, Rust, grpc-js)"
-	@echo "make bench        the Rust server against the guide's Python server (BENCHMARKS.md)"
+	@echo "make bench        the Rust server against the guide's Python server, and grpc-go once built (BENCHMARKS.md)"
+	@echo "make bench-go     build the grpc-go 1.33 peer server (Debian packages; needs root once)"
 
 $(VENV)/.build-tools: requirements-build.txt
 	$(PYTHON) -m venv $(VENV)
