@@ -9,14 +9,14 @@
 
 use futures::prelude::*;
 use grpcio::{
-    ClientStreamingSink, DuplexSink, MethodType, RequestStream, RpcContext, RpcStatus,
+    ClientStreamingSink, DuplexSink, Method, MethodType, RequestStream, RpcContext, RpcStatus,
     RpcStatusCode, ServerStreamingSink, Service, ServiceBuilder, UnarySink, WriteFlags,
 };
 
 use crate::calls::{CallRecord, CallTracker};
 use crate::fibonacci::{self, FibonacciError, IndexSum, RunningSequence};
 use crate::inbound::{self, Bounded, TooLarge};
-use crate::proto::Number;
+use crate::proto::{self, Number};
 
 /// The servicer. Each call's state lives in its future; the service only
 /// keeps count of the calls in flight.
@@ -32,19 +32,19 @@ impl FibonacciService {
 }
 
 /// The `fibonacci.Fibonacci` service for a grpcio server, with its
-/// requests decoded under the receive limit (see `crate::inbound`).
+/// requests decoded under the receive limit (see `crate::inbound`) and its
+/// replies encoded by `proto::encode_number`.
 pub fn create_service(service: FibonacciService) -> Service {
-    let at_index = inbound::method(MethodType::Unary, "/fibonacci.Fibonacci/AtIndex");
-    let get_sequence = inbound::method(
+    let at_index = method(MethodType::Unary, "/fibonacci.Fibonacci/AtIndex");
+    let get_sequence = method(
         MethodType::ServerStreaming,
         "/fibonacci.Fibonacci/GetSequence",
     );
-    let sum_indicies = inbound::method(
+    let sum_indicies = method(
         MethodType::ClientStreaming,
         "/fibonacci.Fibonacci/SumIndicies",
     );
-    let stream_sequence =
-        inbound::method(MethodType::Duplex, "/fibonacci.Fibonacci/StreamSequence");
+    let stream_sequence = method(MethodType::Duplex, "/fibonacci.Fibonacci/StreamSequence");
     let (unary, server_stream, client_stream, duplex) =
         (service.clone(), service.clone(), service.clone(), service);
     ServiceBuilder::new()
@@ -61,6 +61,14 @@ pub fn create_service(service: FibonacciService) -> Service {
             duplex.stream_sequence(ctx, requests, sink)
         })
         .build()
+}
+
+/// A Fibonacci method: requests under the receive limit, replies encoded
+/// by hand (`proto::encode_number`).
+fn method(ty: MethodType, name: &'static str) -> Method<Bounded<Number>, Number> {
+    let mut method = inbound::method(ty, name);
+    method.resp_mar.ser = proto::encode_number;
+    method
 }
 
 impl FibonacciService {
