@@ -100,12 +100,13 @@ def parse_port(line):
 class Server:
     """A server process whose first "listening on" line gives its port."""
 
-    def __init__(self, name, argv, timeout=30.0):
+    def __init__(self, name, argv, timeout=30.0, env=None):
         self.name = name
         started = time.perf_counter()
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

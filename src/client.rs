@@ -379,6 +379,8 @@ pub fn parse_index(text: &str) -> Option<i32> {
     text.trim().parse().ok()
 }
 
+// Test code only, never compiled into the server: an unwrap here can only
+// fail the test that runs it, not a completion-queue thread.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,7 +63,7 @@ pub fn set_receive_limit(bytes: usize) {
     RECEIVE_LIMIT.store(bytes, Ordering::Relaxed);
 }
 
-pub fn receive_limit() -> usize {
+fn receive_limit() -> usize {
     RECEIVE_LIMIT.load(Ordering::Relaxed)
 }
 

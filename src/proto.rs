@@ -57,6 +57,8 @@ pub fn encode_number(number: &Number, buf: &mut GrpcSlice) -> grpcio::Result<()>
     Ok(())
 }
 
+// Test code only, never compiled into the server: an unwrap here can only
+// fail the test that runs it, not a completion-queue thread.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -242,6 +242,8 @@ pub fn services(catalog: Catalog) -> [Service; 2] {
     })
 }
 
+// Test code only, never compiled into the server: an unwrap here can only
+// fail the test that runs it, not a completion-queue thread.
 #[cfg(test)]
 mod tests {
     use super::*;
