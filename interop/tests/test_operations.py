@@ -742,6 +742,15 @@ def test_listening_is_the_first_line(launch, pki, args):
     assert server.first_line == server.listening_line, server.stdout()
 
 
+# The client has its reply before the server has handled the completion of
+# the batch that sent it, so a call answered just before SIGTERM may still
+# count as in flight: the shutdown report says 0 or 1 drained, both true.
+AFTER_ONE_ANSWERED_CALL = {
+    "stopped: 0 calls drained, 0 cancelled",
+    "stopped: 1 calls drained, 0 cancelled",
+}
+
+
 def test_info_stdout_is_only_the_servers_lines(launch):
     """At the default level an operator's stdout is the server's own lines:
     the start-up line, then the shutdown lines; the gRPC C core's start-up
@@ -751,11 +760,12 @@ def test_info_stdout_is_only_the_servers_lines(launch):
         assert at_index(channel, 7) == 13
     server.send(signal.SIGTERM)
     assert server.wait_exit() == 0
-    assert server.stdout() == [
+    *lines, stopped = server.stdout()
+    assert lines == [
         f"listening on 127.0.0.1:{server.port} (plaintext, {VERSION_TAG})",
         "SIGTERM: shutting down, grace period 1s",
-        "stopped: 0 calls drained, 0 cancelled",
     ]
+    assert stopped in AFTER_ONE_ANSWERED_CALL
 
 
 def test_plaintext_start_line_and_sigterm_lines(launch):
@@ -765,11 +775,9 @@ def test_plaintext_start_line_and_sigterm_lines(launch):
         assert at_index(channel, 7) == 13
     server.send(signal.SIGTERM)
     assert server.wait_exit() == 0
-    assert server.own_lines() == [
-        server.listening_line,
-        "SIGTERM: shutting down, grace period 1s",
-        "stopped: 0 calls drained, 0 cancelled",
-    ]
+    *lines, stopped = server.own_lines()
+    assert lines == [server.listening_line, "SIGTERM: shutting down, grace period 1s"]
+    assert stopped in AFTER_ONE_ANSWERED_CALL
     assert server.stderr() == ""
 
 
