@@ -1,14 +1,16 @@
 # The two commands a newcomer needs: `make run-server` and `make test`.
-# Everything the build lacks on a fresh machine (CMake for the gRPC C core)
-# is installed here, into the project tree (.venv/).
+# Everything the build lacks on a fresh machine is fetched here: the gRPC C
+# core's source release (built once per machine into a cache, see
+# grpc-core/build.py), and the Python and npm packages of the interop suite
+# (into the project tree: .venv/, interop/node/node_modules).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON      ?= python3
 CARGO       ?= cargo
-# One profile for everything (tests, benchmarks, CI, running): the C core
-# takes 15-20 minutes to build on 2 cores, so it is built once, optimised.
+# One profile for everything (tests, benchmarks, CI, running), so the crates
+# are compiled once, optimised. (The C core is compiled outside cargo.)
 CARGO_FLAGS := --release --locked
 VENV        := $(CURDIR)/.venv
 # Cargo's output, wherever CARGO_TARGET_DIR puts it; the interop suite
@@ -21,13 +23,13 @@ ADDRESS     ?= localhost:1337
 SERVER_ARGS ?=
 CLIENTS     := client_unary client_server_stream client_client_stream client_bidirectional_stream
 
-# grpcio-sys finds CMake through $CMAKE (the cmake crate) and PATH.
-export CMAKE := $(VENV)/bin/cmake
 export PATH  := $(VENV)/bin:$(PATH)
-# Needed only if a CMake 4 is ever picked up; harmless under 3.x.
-export CMAKE_POLICY_VERSION_MINIMUM := 3.5
+# The gRPC release in grpc-core/release.txt: its C core is what the Rust
+# binaries run, and interop/requirements.txt pins Python's grpcio packages
+# to it through this variable.
+export GRPCIO_VERSION := $(word 1,$(shell grep -v '^\#' grpc-core/release.txt))
 
-.PHONY: help build run-server run-clients test fmt
+.PHONY: help core build run-server run-clients test fmt
 
 include interop/interop.mk
 include bench/bench.mk
@@ -36,16 +38,21 @@ help:
 	@echo "make run-server   build and serve on [::]:1337 (SERVER_ARGS=... for flags)"
 	@echo "make run-clients  run the guide's four clients against ADDRESS=$(ADDRESS)"
 	@echo "make test         every check: unit, integration, interop"
+	@echo "make core         only the gRPC C core $(GRPCIO_VERSION) (cached per machine)"
 	@echo "make interop      only the interop suite (Python, Rust, grpc-js)"
 	@echo "make bench        the Rust server against the guide's Python server, and grpc-go once built (BENCHMARKS.md)"
 	@echo "make bench-go     build the grpc-go 1.33 peer server (Debian packages; needs root once)"
 
-$(VENV)/.build-tools: requirements-build.txt
+$(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-build.txt
 	touch $@
 
-build: $(VENV)/.build-tools
+# Downloads, verifies and compiles the core unless this machine's cache has
+# it already (then it only prints where it is).
+core:
+	@$(PYTHON) grpc-core/build.py
+
+build: core
 	$(CARGO) build $(CARGO_FLAGS) --bins
 
 run-server: build
@@ -62,7 +69,7 @@ run-clients: build
 
 # Unit and integration tests first (fast, Rust only), then the interop
 # suite against the guide's Python programs and grpc-js.
-test: $(VENV)/.build-tools
+test: core
 	$(CARGO) test $(CARGO_FLAGS)
 	$(MAKE) --no-print-directory interop
 

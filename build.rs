@@ -1,4 +1,5 @@
-//! Generates Rust code from the `.proto` files in `proto/` into `OUT_DIR`,
+//! Passes the gRPC C core's release on to the crate (`GRPC_CORE_RELEASE`),
+//! and generates Rust code from the `.proto` files in `proto/` into `OUT_DIR`,
 //! with no `protoc` on the machine: for each file, the messages and the
 //! grpcio client and service stubs, in `<name>_generated.rs`, plus its
 //! serialized `FileDescriptorProto` in `<name>_descriptor.bin` (for server
@@ -30,6 +31,10 @@ const PROTOS: &[(&str, &str)] = &[
 
 fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed=build.rs");
+    // The release of the gRPC C core that grpcio-sys links (its `links =
+    // "grpc"` metadata), for --version.
+    let core_release = std::env::var("DEP_GRPC_RELEASE")?;
+    println!("cargo:rustc-env=GRPC_CORE_RELEASE={core_release}");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     for (proto, name) in PROTOS {
         generate(proto, name, &out_dir)?;

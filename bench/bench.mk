@@ -9,7 +9,7 @@
 # bench/inflight.png. BENCH_ARGS passes flags to run.py, e.g.
 #   make bench BENCH_ARGS="--reps 1 --duration 2"
 #
-# Uses from the top Makefile: VENV, its $(VENV)/.build-tools stamp (which
+# Uses from the top Makefile: VENV, its $(VENV)/.created stamp (which
 # creates the venv), BIN and its `build` target.
 
 BENCH_DIR  := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
@@ -37,7 +37,7 @@ $(GO_SERVER): $(GO_SOURCES)
 # The Python server's packages (interop/requirements.txt: grpcio, protobuf,
 # grpcio-tools for its stubs) and matplotlib for the plot, in one pip call
 # so the two pinned lists resolve together.
-$(VENV)/.bench-tools: $(VENV)/.build-tools interop/requirements.txt $(BENCH_DIR)/requirements.txt
+$(VENV)/.bench-tools: $(VENV)/.created interop/requirements.txt $(BENCH_DIR)/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
 	  -r interop/requirements.txt -r $(BENCH_DIR)/requirements.txt
 	touch $@

@@ -14,7 +14,7 @@ use structopt::StructOpt;
 /// reflection services. Prints "listening on HOST:PORT (...)" once it
 /// accepts calls; SIGINT or SIGTERM shut it down gracefully.
 #[derive(Debug, StructOpt)]
-#[structopt(name = "server")]
+#[structopt(name = "server", version = fibonacci_grpc::VERSION)]
 struct Options {
     /// Host to listen on: `[::]` is every interface, IPv6 and IPv4.
     #[structopt(long, default_value = "[::]")]
@@ -118,10 +118,11 @@ fn run(options: Options) -> Result<(), String> {
     };
     let running = server::start(&config).map_err(|error| error.to_string())?;
     info!(
-        "listening on {} ({}, fibonacci-grpc {})",
+        "listening on {} ({}, fibonacci-grpc {}, gRPC C core {})",
         running.address(),
         config.security(),
-        env!("CARGO_PKG_VERSION")
+        env!("CARGO_PKG_VERSION"),
+        grpcio_sys::GRPC_CORE_RELEASE
     );
 
     let signal = shutdown::wait(&mut signals);

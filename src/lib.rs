@@ -20,6 +20,15 @@
 //!
 //! The binaries in `bin/` only parse their arguments and call into these.
 
+/// What every binary's `--version` prints after its name: this project's
+/// version and the gRPC C core release it runs on.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (fibonacci-grpc, gRPC C core ",
+    env!("GRPC_CORE_RELEASE"),
+    ")"
+);
+
 pub mod calls;
 pub mod client;
 pub mod fibonacci;

@@ -79,7 +79,7 @@ LISTENING = re.compile(r"listening on (127\.0\.0\.1:(\d+))(?: \(.*\))?")
 class ServerProcess:
     """A server process that has printed `listening on HOST:PORT` (the Rust
     server adds a note in parentheses, e.g. "(plaintext, fibonacci-grpc
-    0.1.0)"). Its stdout is read to the end on a thread of its own, so a
+    0.2.0, gRPC C core 1.85.1)"). Its stdout is read to the end on a thread of its own, so a
     chatty server never blocks on a full pipe; `stdout_lines` keeps it."""
 
     def __init__(self, name: str, argv: List[str], cwd: Path):

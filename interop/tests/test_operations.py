@@ -63,7 +63,13 @@ MANIFEST = REPO / "deploy" / "kubernetes.yaml"
 STEP = 30
 
 _PACKAGE = tomllib.loads((REPO / "Cargo.toml").read_text())["package"]
-VERSION_TAG = f"{_PACKAGE['name']} {_PACKAGE['version']}"  # fibonacci-grpc 0.1.0
+_CORE_RELEASE = next(
+    line.split()[0]
+    for line in (REPO / "grpc-core" / "release.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
+# e.g. "fibonacci-grpc 0.2.0, gRPC C core 1.85.1"
+VERSION_TAG = f"{_PACKAGE['name']} {_PACKAGE['version']}, gRPC C core {_CORE_RELEASE}"
 
 FIBONACCI = "fibonacci.Fibonacci"
 AT_INDEX = "/fibonacci.Fibonacci/AtIndex"

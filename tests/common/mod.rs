@@ -63,7 +63,7 @@ impl ServerProcess {
         let first = stdout_lines
             .recv_timeout(STEP_TIMEOUT)
             .expect("the server prints its address");
-        // "listening on 127.0.0.1:PORT (plaintext, fibonacci-grpc 0.1.0)"
+        // "listening on 127.0.0.1:PORT (plaintext, fibonacci-grpc 0.2.0, gRPC C core 1.85.1)"
         let address = first
             .strip_prefix("listening on ")
             .and_then(|rest| rest.split(' ').next())

@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Builds the gRPC C core of one grpcio release into a static library.
+
+The release and the sha256 of its source distribution are in
+grpc-core/release.txt. The source distribution (grpcio-X.Y.Z.tar.gz from
+PyPI) carries the core, its third-party libraries (abseil, BoringSSL, upb,
+re2, c-ares, zlib) and the list of files Python's grpcio compiles
+(src/python/grpcio/grpc_core_dependencies.py); this script compiles that
+list with the flags grpcio's setup.py uses on Linux, every core busy, and
+archives the objects into libgrpc_core.a.
+
+Everything lives in a cache outside the work tree, one directory per key
+(release, archive hash, flags, compiler, layout), so a second clone on
+the same machine links against the same library without compiling anything:
+
+    $XDG_CACHE_HOME/fibonacci-grpc/grpc-core/<release>-<key>/
+        src/     the unpacked source distribution (headers for grpc_wrap.cc)
+        obj/     objects, while building (an interrupted build resumes)
+        lib/libgrpc_core.a
+        release  the release, written last: the build is complete
+
+Usage:
+    build.py            build unless the cache has it; print its directory
+    build.py --locate   print the directory if it is built, else fail
+
+Standard library only: it runs before any virtualenv exists.
+"""
+
+import argparse
+import concurrent.futures
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RELEASE_FILE = HERE / "release.txt"
+PYPI_SIMPLE = "https://pypi.org/simple/grpcio/"
+
+# Bumped when what this script puts in the cache changes shape; editing the
+# script otherwise keeps the cache (the flags below are in the key).
+LAYOUT = 1
+
+CC = os.environ.get("CC", "gcc")
+CXX = os.environ.get("CXX", "g++")
+
+# grpcio's setup.py on Linux (EXTRA_ENV_COMPILE_ARGS, DEFINE_MACROS), less
+# what only a Python extension needs (PyMODINIT_FUNC, fork support for
+# Python's multiprocessing); -fPIC because Rust links position-independent
+# executables; -O2 -DNDEBUG as a release build.
+COMMON_FLAGS = [
+    "-O2",
+    "-DNDEBUG",
+    "-fPIC",
+    "-fvisibility=hidden",
+    "-fno-wrapv",
+    "-w",
+    "-DHAVE_CONFIG_H=1",
+    "-D__STDC_FORMAT_MACROS",
+    '-DGRPC_XDS_USER_AGENT_NAME_SUFFIX="Rust"',
+    '-DGRPC_XDS_USER_AGENT_VERSION_SUFFIX="fibonacci-grpc"',
+]
+CXX_FLAGS = ["-std=c++17", "-fno-exceptions"]
+
+# setup.py's include directories, relative to the source distribution.
+INCLUDE_DIRS = [
+    "include",
+    ".",
+    "third_party/abseil-cpp",
+    "third_party/address_sorting/include",
+    "third_party/cares/cares/include",
+    "third_party/cares",
+    "third_party/cares/cares",
+    "third_party/cares/cares/src/lib/include",
+    "third_party/cares/cares/src/lib",
+    "third_party/cares/config_linux",
+    "third_party/re2",
+    "third_party/boringssl-with-bazel/include",
+    "third_party/upb",
+    "src/core/ext/upb-gen",
+    "src/core/ext/upbdefs-gen",
+    "third_party/utf8_range",
+    "third_party/xxhash",
+    "third_party/cel-c",
+    "third_party/zlib",
+]
+
+# Compiled by setup.py beside the core list (abseil's log initialisation).
+EXTRA_SOURCES = ["third_party/abseil-cpp/absl/log/initialize.cc"]
+
+
+def read_release():
+    """(release, sha256) from release.txt: the one line that is not a comment."""
+    for line in RELEASE_FILE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            release, sha256 = line.split()
+            return release, sha256
+    sys.exit(f"{RELEASE_FILE}: no release line")
+
+
+def cache_root():
+    override = os.environ.get("FIB_GRPC_CORE_CACHE")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fibonacci-grpc" / "grpc-core"
+
+
+def compiler_identity(compiler):
+    try:
+        out = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        sys.exit(f"grpc-core: cannot run the C compiler {compiler!r}: {error}")
+    return out.splitlines()[0]
+
+
+def build_dir(release, sha256):
+    key = hashlib.sha256()
+    for part in (
+        release,
+        sha256,
+        " ".join(COMMON_FLAGS + CXX_FLAGS + INCLUDE_DIRS + EXTRA_SOURCES),
+        CC,
+        compiler_identity(CC),
+        CXX,
+        compiler_identity(CXX),
+        str(LAYOUT),
+    ):
+        key.update(part.encode() + b"\0")
+    return cache_root() / f"{release}-{key.hexdigest()[:16]}"
+
+
+def download(release, sha256, into):
+    """The verified source distribution, downloaded once per machine."""
+    archive = into / f"grpcio-{release}.tar.gz"
+    if archive.exists() and file_sha256(archive) == sha256:
+        return archive
+    request = urllib.request.Request(
+        PYPI_SIMPLE, headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        index = json.load(response)
+    names = {f["filename"]: f["url"] for f in index["files"]}
+    url = names.get(archive.name)
+    if url is None:
+        sys.exit(f"grpc-core: PyPI has no {archive.name}")
+    print(f"grpc-core: downloading {url}", flush=True)
+    partial = archive.with_suffix(".partial")
+    with urllib.request.urlopen(url, timeout=300) as response, open(
+        partial, "wb"
+    ) as out:
+        shutil.copyfileobj(response, out)
+    got = file_sha256(partial)
+    if got != sha256:
+        partial.unlink()
+        sys.exit(
+            f"grpc-core: {archive.name} has sha256 {got}, "
+            f"release.txt expects {sha256}"
+        )
+    partial.rename(archive)
+    return archive
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def unpack(archive, release, src):
+    if (src / "include" / "grpc" / "grpc.h").exists():
+        return
+    staging = src.with_name("src.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(staging, filter="data")
+    shutil.rmtree(src, ignore_errors=True)
+    (staging / f"grpcio-{release}").rename(src)
+    staging.rmdir()
+
+
+def source_list(src):
+    """The files grpcio's setup.py compiles on Linux, assembly included."""
+    namespace = {}
+    exec((src / "src/python/grpcio/grpc_core_dependencies.py").read_text(), namespace)
+    sources = list(namespace["CORE_SOURCE_FILES"])
+    sources += list(namespace["ASM_SOURCE_FILES"]["crypto_asm"])
+    sources += EXTRA_SOURCES
+    return sources
+
+
+def object_name(source):
+    return source.replace("/", "__") + ".o"
+
+
+def compile_one(src, obj_dir, source):
+    obj = obj_dir / object_name(source)
+    if obj.exists():
+        return None
+    is_cxx = source.endswith((".cc", ".cpp"))
+    command = [CXX if is_cxx else CC, "-c", source, "-o", str(obj) + ".tmp"]
+    command += COMMON_FLAGS + (CXX_FLAGS if is_cxx else [])
+    command += [f"-I{d}" for d in INCLUDE_DIRS]
+    result = subprocess.run(command, cwd=src, capture_output=True, text=True)
+    if result.returncode != 0:
+        return f"{source}:\n{' '.join(command)}\n{result.stderr}"
+    os.replace(str(obj) + ".tmp", obj)
+    return None
+
+
+def build(release, sha256, target):
+    target.mkdir(parents=True, exist_ok=True)
+    downloads = cache_root() / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    archive = download(release, sha256, downloads)
+    src = target / "src"
+    unpack(archive, release, src)
+
+    sources = source_list(src)
+    obj_dir = target / "obj"
+    obj_dir.mkdir(exist_ok=True)
+    done = sum((obj_dir / object_name(s)).exists() for s in sources)
+    jobs = os.cpu_count() or 1
+    print(
+        f"grpc-core: compiling gRPC C core {release}: {len(sources)} files "
+        f"({done} already built), {jobs} at a time, into {target}",
+        flush=True,
+    )
+    started = time.monotonic()
+    step = max(1, len(sources) // 50)
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(compile_one, src, obj_dir, s) for s in sources]
+        for future in concurrent.futures.as_completed(futures):
+            error = future.result()
+            if error:
+                pool.shutdown(cancel_futures=True)
+                sys.exit(f"grpc-core: compile failed: {error}")
+            done += 1
+            if done % step == 0 or done == len(sources):
+                minutes = (time.monotonic() - started) / 60
+                print(
+                    f"grpc-core: [{done}/{len(sources)}] files compiled "
+                    f"({minutes:.1f} min)",
+                    flush=True,
+                )
+
+    lib_dir = target / "lib"
+    lib_dir.mkdir(exist_ok=True)
+    library = lib_dir / "libgrpc_core.a"
+    partial = lib_dir / "libgrpc_core.a.partial"
+    if partial.exists():
+        partial.unlink()
+    objects = "\n".join(object_name(s) for s in sources)
+    (obj_dir / "objects.txt").write_text(objects + "\n")
+    subprocess.run(
+        ["ar", "qcs", str(partial), "@objects.txt"], cwd=obj_dir, check=True
+    )
+    partial.rename(library)
+    shutil.rmtree(obj_dir)
+    (target / "release").write_text(release + "\n")
+    print(f"grpc-core: built {library}", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--locate",
+        action="store_true",
+        help="print the build's directory if it is complete; exit 1 if not",
+    )
+    args = parser.parse_args()
+
+    release, sha256 = read_release()
+    target = build_dir(release, sha256)
+    complete = (target / "release").exists()
+    if args.locate:
+        if not complete:
+            sys.exit(1)
+        print(target)
+        return
+    if not complete:
+        target.mkdir(parents=True, exist_ok=True)
+        # One build per key at a time, whichever clone asked first.
+        with open(target.parent / f"{target.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (target / "release").exists():
+                build(release, sha256, target)
+    print(target)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""HTTP/2 abuse against the Rust server, measured from a well-behaved client.
+
+A raw HTTP/2 attacker (http2_attacker.py, a process of its own) abuses the
+server while a grpcio client calls AtIndex(7) in a loop. What must hold is
+what a user of the server would notice: every call of the well-behaved
+client is answered, and answered right; its p99 latency stays under 250 ms;
+the server's resident memory grows by less than 64 MB at the peak and is
+back within 16 MB of where it began 10 s after the attack; and the server
+still answers afterwards.
+
+All traffic is on loopback, and every attack is bounded in streams and
+seconds.
+"""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+
+import fibonacci_pb2
+import fibonacci_pb2_grpc
+from conftest import STEP_TIMEOUT
+
+ATTACKER = Path(__file__).resolve().parent / "http2_attacker.py"
+
+P99_BOUND_S = 0.250
+PEAK_GROWTH_BOUND = 64 * 2**20
+SETTLED_BOUND = 16 * 2**20
+SETTLE_S = 10.0
+# The attack is bounded in streams too, far above what one core can send
+# in its seconds, so the time bound is the one that ends it.
+MAX_STREAMS = 5_000_000
+
+
+def resident_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class WellBehavedClient:
+    """Calls AtIndex(7) back to back on one channel, on a thread, and
+    records every call's latency and result."""
+
+    def __init__(self, address: str):
+        self.channel = grpc.insecure_channel(address)
+        self.stub = fibonacci_pb2_grpc.FibonacciStub(self.channel)
+        self.latencies = []
+        self.wrong = []
+        self.errors = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            try:
+                reply = self.stub.AtIndex(fibonacci_pb2.Number(value=7), timeout=5)
+            except grpc.RpcError as error:
+                self.errors.append(f"{error.code().name}: {error.details()}")
+                continue
+            self.latencies.append(time.monotonic() - started)
+            if reply.value != 13:
+                self.wrong.append(reply.value)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(STEP_TIMEOUT)
+        self.channel.close()
+
+    def p99(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def sample_rss_while(pid: int, process: subprocess.Popen) -> int:
+    """The server's peak resident memory while `process` runs."""
+    peak = resident_bytes(pid)
+    while process.poll() is None:
+        peak = max(peak, resident_bytes(pid))
+        time.sleep(0.05)
+    return max(peak, resident_bytes(pid))
+
+
+def settled_rss(pid: int, baseline: int) -> int:
+    """The server's resident memory once back within SETTLED_BOUND of
+    `baseline`, or after SETTLE_S, whichever comes first."""
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        rss = resident_bytes(pid)
+        if rss - baseline < SETTLED_BOUND or time.monotonic() > deadline:
+            return rss
+        time.sleep(0.1)
+
+
+def test_rapid_reset_from_eight_connections(fresh_server):
+    server = fresh_server("rust")
+    pid = server.process.pid
+    client = WellBehavedClient(server.address)
+    client.start()
+    time.sleep(1.0)  # connected and warm before the baseline
+    baseline = resident_bytes(pid)
+    calls_before = len(client.latencies)
+
+    attacker = subprocess.Popen(
+        [sys.executable, str(ATTACKER), "rapid-reset", "--port", str(server.port),
+         "--connections", "8", "--seconds", "6", "--max-streams", str(MAX_STREAMS)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    peak = sample_rss_while(pid, attacker)
+    out, err = attacker.communicate(timeout=STEP_TIMEOUT)
+    assert attacker.returncode == 0, err
+    attack = json.loads(out)
+    calls_during = len(client.latencies) - calls_before
+    client.stop()
+    settled = settled_rss(pid, baseline)
+
+    summary = (f"attack {attack}; RSS baseline {baseline >> 20} MiB, peak {peak >> 20} MiB, "
+               f"settled {settled >> 20} MiB; client {len(client.latencies)} calls "
+               f"({calls_during} during the attack), p99 {client.p99() * 1000:.1f} ms, "
+               f"errors {client.errors[:3]}")
+    print(summary)
+    assert attack["streams"] > 10_000, summary  # the attack really ran
+    assert client.errors == [], summary
+    assert client.wrong == [], summary
+    assert calls_during > 0, summary
+    assert client.p99() < P99_BOUND_S, summary
+    assert peak - baseline < PEAK_GROWTH_BOUND, summary
+    assert settled - baseline < SETTLED_BOUND, summary
+
+    with grpc.insecure_channel(server.address) as channel:
+        stub = fibonacci_pb2_grpc.FibonacciStub(channel)
+        assert stub.AtIndex(fibonacci_pb2.Number(value=46), timeout=STEP_TIMEOUT).value == 1836311903
