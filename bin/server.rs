@@ -14,7 +14,9 @@ use structopt::StructOpt;
 /// reflection services. Prints "listening on HOST:PORT (...)" once it
 /// accepts calls; SIGINT or SIGTERM shut it down gracefully.
 #[derive(Debug, StructOpt)]
-#[structopt(name = "server", version = fibonacci_grpc::VERSION)]
+// Named after the project, as the clients are: `--version` prints
+// "fibonacci-grpc 0.2.0 (gRPC C core 1.85.1)".
+#[structopt(version = fibonacci_grpc::VERSION)]
 struct Options {
     /// Host to listen on: `[::]` is every interface, IPv6 and IPv4.
     #[structopt(long, default_value = "[::]")]
@@ -74,6 +76,18 @@ struct Options {
     #[structopt(long, default_value = "512")]
     memory_quota_mib: u32,
 
+    /// Calls that have arrived but not yet been taken up by a handler.
+    /// Past this many, new calls are refused with RESOURCE_EXHAUSTED, a
+    /// growing share of them, and all of them at three times as many.
+    #[structopt(long, default_value = "1000")]
+    max_pending_calls: u32,
+
+    /// Percent of a client's RST_STREAM frames the server answers with a
+    /// PING (0-100): a client that resets streams and never reads is
+    /// disconnected once the acknowledgements it owes pile up.
+    #[structopt(long, default_value = "1", parse(try_from_str = parse_percent))]
+    ping_on_rst_stream_percent: u32,
+
     /// Completion queues, each polled by a thread of its own; 0 is one per
     /// CPU.
     #[structopt(long, default_value = "0")]
@@ -85,6 +99,13 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a duration"))
+}
+
+fn parse_percent(text: &str) -> Result<u32, String> {
+    match text.parse() {
+        Ok(percent) if percent <= 100 => Ok(percent),
+        _ => Err(format!("{text:?} is not a percentage from 0 to 100")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -113,6 +134,8 @@ fn run(options: Options) -> Result<(), String> {
             keepalive_time: options.keepalive_time,
             keepalive_timeout: options.keepalive_timeout,
             memory_quota_mib: options.memory_quota_mib,
+            max_pending_calls: options.max_pending_calls,
+            ping_on_rst_stream_percent: options.ping_on_rst_stream_percent,
         },
         completion_queues: options.completion_queues,
     };

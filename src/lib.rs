@@ -20,11 +20,12 @@
 //!
 //! The binaries in `bin/` only parse their arguments and call into these.
 
-/// What every binary's `--version` prints after its name: this project's
-/// version and the gRPC C core release it runs on.
+/// What every binary's `--version` prints after the project's name: its
+/// version and the gRPC C core release it runs on, e.g. `0.2.0 (gRPC C
+/// core 1.85.1)`.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
-    " (fibonacci-grpc, gRPC C core ",
+    " (gRPC C core ",
     env!("GRPC_CORE_RELEASE"),
     ")"
 );

@@ -99,6 +99,17 @@ pub struct Limits {
     pub keepalive_timeout: Duration,
     /// Memory the C core may use for all connections and calls together.
     pub memory_quota_mib: u32,
+    /// Calls that have arrived but that no handler has taken up yet. Past
+    /// this many, the C core refuses a growing share of new ones with
+    /// RESOURCE_EXHAUSTED, and all of them at three times as many: the
+    /// bound that keeps a flood of streams (e.g. an HTTP/2 rapid reset)
+    /// from queueing without limit.
+    pub max_pending_calls: u32,
+    /// Percent of the RST_STREAM frames a client sends that the server
+    /// answers with a PING. A client that resets streams but never reads
+    /// runs out of room for the acknowledgements the server owes it, and
+    /// its connection is closed.
+    pub ping_on_rst_stream_percent: u32,
 }
 
 impl Default for Limits {
@@ -109,6 +120,8 @@ impl Default for Limits {
             keepalive_time: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(20),
             memory_quota_mib: 512,
+            max_pending_calls: 1000,
+            ping_on_rst_stream_percent: 1,
         }
     }
 }
@@ -223,6 +236,18 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
         .max_send_message_len(-1)
         .keepalive_time(limits.keepalive_time)
         .keepalive_timeout(limits.keepalive_timeout)
+        .raw_cfg_int(
+            c"grpc.server.max_pending_requests".into(),
+            clamp(limits.max_pending_calls),
+        )
+        .raw_cfg_int(
+            c"grpc.server.max_pending_requests_hard_limit".into(),
+            clamp(limits.max_pending_calls.saturating_mul(3)),
+        )
+        .raw_cfg_int(
+            c"grpc.http2.ping_on_rst_stream_percent".into(),
+            clamp(limits.ping_on_rst_stream_percent),
+        )
         .set_resource_quota(
             ResourceQuota::new(Some("fibonacci-server"))
                 .resize_memory(limits.memory_quota_mib as usize * 1024 * 1024),

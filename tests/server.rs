@@ -154,8 +154,49 @@ fn help_explains_the_flags() {
         "--keepalive-timeout",
         "--memory-quota-mib",
         "--completion-queues",
+        "--max-pending-calls",
+        "--ping-on-rst-stream-percent",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
     assert_eq!(output.status.code(), Some(0));
+}
+
+/// The release line of grpc-core/release.txt, read here independently of
+/// the build that compiled it in.
+fn core_release() -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/grpc-core/release.txt"
+    ))
+    .expect("read grpc-core/release.txt");
+    let line = text
+        .lines()
+        .find(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .expect("a release line");
+    line.split_whitespace().next().expect("a release").to_string()
+}
+
+#[test]
+fn every_binary_names_the_project_and_the_core_release() {
+    let expected = format!(
+        "fibonacci-grpc {} (gRPC C core {})\n",
+        env!("CARGO_PKG_VERSION"),
+        core_release()
+    );
+    for binary in [
+        SERVER,
+        CLIENT_UNARY,
+        CLIENT_SERVER_STREAM,
+        CLIENT_CLIENT_STREAM,
+        CLIENT_BIDIRECTIONAL_STREAM,
+    ] {
+        let output = Command::new(binary)
+            .arg("--version")
+            .output()
+            .expect("run --version");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), expected, "{binary}");
+        assert_eq!(String::from_utf8_lossy(&output.stderr), "", "{binary}");
+        assert_eq!(output.status.code(), Some(0), "{binary}");
+    }
 }
