@@ -151,8 +151,9 @@ class Server:
                 self.process.wait()
 
 
-def rust_server(binary_dir):
-    return Server("rust", [os.path.join(binary_dir, "server"), "--host", "127.0.0.1", "--port", "0"])
+def rust_server(binary_dir, *flags):
+    return Server("rust", [os.path.join(binary_dir, "server"), "--host", "127.0.0.1", "--port", "0",
+                           *flags])
 
 
 def python_server(python, script):
@@ -448,9 +449,9 @@ def h2load_table(cells, args):
 
 
 def hold(args, start_server, count, timeout):
-    # The Rust server allows 256 concurrent calls per connection by default
-    # (--max-concurrent-streams), so the calls are spread over enough
-    # connections for all of them to be open at once.
+    # The calls are spread over enough connections for all of them to be
+    # open at once: each server must allow --hold-calls-per-channel calls
+    # per connection (the Rust server is started with that many).
     channels = max(args.channels, -(-count // args.hold_calls_per_channel))
     server = start_server()
     try:
@@ -511,8 +512,8 @@ def main():
     parser.add_argument("--go-streams", type=int, nargs="*", default=[10000],
                         help="held StreamSequence calls on the grpc-go server (none: skip)")
     parser.add_argument("--hold-calls-per-channel", type=int, default=250,
-                        help="held calls per connection (the Rust server allows 256 by default, "
-                             "the grpc-go server too)")
+                        help="held calls per connection (the Rust server is started allowing as many; "
+                             "the grpc-go server allows 256)")
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--h2load-connections", type=int, default=2)
     parser.add_argument("--h2load-streams", type=int, default=16)
@@ -578,7 +579,9 @@ def main():
 
     holds = []
     if full:
-        holds = [("rust", hold(args, lambda: rust_server(args.bin), n, 30)) for n in args.rust_streams]
+        holds = [("rust", hold(args, lambda: rust_server(args.bin, "--max-concurrent-streams",
+                                                         str(args.hold_calls_per_channel)),
+                                n, 30)) for n in args.rust_streams]
         if with_python:
             holds.append(("python", hold(args, lambda: python_server(args.python, args.python_server),
                                          args.python_streams, 10)))

@@ -55,7 +55,7 @@ struct Options {
     log: Option<LevelFilter>,
 
     /// Concurrent calls one connection may have open.
-    #[structopt(long, default_value = "256")]
+    #[structopt(long, default_value = "100")]
     max_concurrent_streams: u32,
 
     /// Largest request message, in bytes; a larger one is refused with

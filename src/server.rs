@@ -115,7 +115,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_concurrent_streams: 256,
+            max_concurrent_streams: 100,
             max_message_size: 64 * 1024,
             keepalive_time: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(20),

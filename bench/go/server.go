@@ -149,7 +149,7 @@ func (fibonacciServer) StreamSequence(stream Fibonacci_StreamSequenceServer) err
 func main() {
 	addr := flag.String("addr", "127.0.0.1:1337", "address to listen on, host:port (port 0: any free port)")
 	streams := flag.Uint("max-concurrent-streams", 256,
-		"concurrent calls per connection (256, as the Rust server's default)")
+		"concurrent calls per connection (256: room for bench/run.py's 250 held calls per connection)")
 	grace := flag.Duration("grace", 5*time.Second, "on SIGTERM/SIGINT, how long running calls get to finish")
 	flag.Parse()
 
