@@ -2,8 +2,12 @@
 # Instructions per call, counted by valgrind's callgrind: repeatable on a
 # noisy machine, where wall-clock A/B runs are not (see BENCHMARKS.md).
 # Runs the server under callgrind twice, for N1 and N2 calls from h2load
-# (1 connection, 1 stream), and divides the difference of the two process
-# totals by N2 - N1, which cancels start-up and shutdown.
+# (1 connection, 1 stream), dumps the counts as soon as h2load is done
+# (callgrind_control), and divides the difference of the two dumps by
+# N2 - N1, which cancels start-up. Shutdown is left out: under valgrind,
+# which runs one thread at a time, the C core's threads can spin there for
+# as long as the scheduler lets them, and a process total taken at exit
+# then varies by orders of magnitude from run to run.
 #
 #   bench/callgrind.sh [SERVER_BINARY] [METHOD] [VALUE] [N1] [N2]
 #   bench/callgrind.sh target/release/server GetSequence 46 400 1600
@@ -37,9 +41,16 @@ instructions_for() {
   address=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$work/server.out")
   h2load -c 1 -m "$streams" -n "$1" -H 'content-type: application/grpc' -H 'te: trailers' \
     -d "$work/body" "http://$address/fibonacci.Fibonacci/$method" > "$work/h2load.out" 2>&1
+  callgrind_control --dump "$pid" > /dev/null 2>&1
+  local dump="$work/callgrind.out.1"
+  for _ in $(seq 100); do
+    grep -q "^summary:" "$dump" 2>/dev/null && break
+    sleep 0.1
+  done
   kill -TERM "$pid"
   wait "$pid"
-  sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$work/valgrind.err"
+  sed -n 's/^summary: \([0-9]*\)/\1/p' "$dump"
+  rm -f "$work"/callgrind.out*
 }
 
 first=$(instructions_for "$n1")

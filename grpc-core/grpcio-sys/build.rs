@@ -73,7 +73,8 @@ fn locate_core(build_script: &Path) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
 }
 
+/// Stops the build with `message` as cargo's one error line.
 fn fail(message: &str) -> ! {
-    eprintln!("grpcio-sys: {message}");
-    std::process::exit(1);
+    println!("cargo::error={message}");
+    std::process::exit(0);
 }
