@@ -18,7 +18,7 @@ use grpcio::{
     DuplexSink, MethodType, RequestStream, RpcContext, RpcStatusCode, Service, ServiceBuilder,
     WriteFlags,
 };
-use protobuf::descriptor::{DescriptorProto, FileDescriptorProto};
+use protobuf::descriptor::{DescriptorProto, EnumDescriptorProto, FileDescriptorProto};
 use protobuf::Message;
 
 use crate::inbound::{self, Bounded};
@@ -28,9 +28,9 @@ mod generated {
 }
 
 use generated::reflection::{
-    ErrorResponse, FileDescriptorResponse, ListServiceResponse, ServerReflectionRequest,
-    ServerReflectionRequest_oneof_message_request as Query, ServerReflectionResponse,
-    ServiceResponse,
+    ErrorResponse, ExtensionNumberResponse, FileDescriptorResponse, ListServiceResponse,
+    ServerReflectionRequest, ServerReflectionRequest_oneof_message_request as Query,
+    ServerReflectionResponse, ServiceResponse,
 };
 
 pub const V1_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
@@ -56,9 +56,12 @@ struct CatalogFile {
     name: String,
     /// The serialized `FileDescriptorProto`, as it goes on the wire.
     encoded: Vec<u8>,
-    /// Fully qualified names defined in the file: messages (nested too),
-    /// enums, services and their methods.
+    /// Fully qualified names defined in the file: messages (nested too)
+    /// and their fields, enums and their values, services and their
+    /// methods.
     symbols: HashSet<String>,
+    /// The fully qualified names of its message types (nested too).
+    messages: HashSet<String>,
 }
 
 impl Catalog {
@@ -69,10 +72,12 @@ impl Catalog {
             .iter()
             .map(|encoded| {
                 let file = FileDescriptorProto::parse_from_bytes(encoded)?;
+                let (symbols, messages) = symbols_of(&file);
                 Ok(CatalogFile {
                     name: file.get_name().to_string(),
                     encoded: encoded.to_vec(),
-                    symbols: symbols_of(&file),
+                    symbols,
+                    messages,
                 })
             })
             .collect::<protobuf::ProtobufResult<_>>()?;
@@ -118,8 +123,17 @@ impl Catalog {
                     request.get_containing_type()
                 )))
             }
+            // A known message has no extensions: an empty list, as grpc-go,
+            // C++, Java and Python answer (grpcurl asks this of every type it
+            // resolves, and gives up on an error).
             Some(Query::all_extension_numbers_of_type(name)) => {
-                response.set_error_response(not_found(format!("no extensions of {name:?}")))
+                if self.files.iter().any(|file| file.messages.contains(name)) {
+                    let mut numbers = ExtensionNumberResponse::new();
+                    numbers.set_base_type_name(name.clone());
+                    response.set_all_extension_numbers_response(numbers);
+                } else {
+                    response.set_error_response(not_found(format!("no message type {name:?}")))
+                }
             }
             None => response.set_error_response(error_response(
                 RpcStatusCode::INVALID_ARGUMENT,
@@ -132,8 +146,10 @@ impl Catalog {
     }
 }
 
-/// The fully qualified names a file defines.
-fn symbols_of(file: &FileDescriptorProto) -> HashSet<String> {
+/// The fully qualified names a file defines (every symbol, and the message
+/// types among them). Enum values are named as siblings of their enum, as
+/// protobuf scopes them (`pkg.Message.VALUE` for an enum in `pkg.Message`).
+fn symbols_of(file: &FileDescriptorProto) -> (HashSet<String>, HashSet<String>) {
     fn qualify(scope: &str, name: &str) -> String {
         if scope.is_empty() {
             name.to_string()
@@ -141,24 +157,40 @@ fn symbols_of(file: &FileDescriptorProto) -> HashSet<String> {
             format!("{scope}.{name}")
         }
     }
-    fn add_message(scope: &str, message: &DescriptorProto, symbols: &mut HashSet<String>) {
+    fn add_enum(scope: &str, enumeration: &EnumDescriptorProto, symbols: &mut HashSet<String>) {
+        symbols.insert(qualify(scope, enumeration.get_name()));
+        for value in enumeration.get_value() {
+            symbols.insert(qualify(scope, value.get_name()));
+        }
+    }
+    fn add_message(
+        scope: &str,
+        message: &DescriptorProto,
+        symbols: &mut HashSet<String>,
+        messages: &mut HashSet<String>,
+    ) {
         let name = qualify(scope, message.get_name());
         for nested in message.get_nested_type() {
-            add_message(&name, nested, symbols);
+            add_message(&name, nested, symbols, messages);
         }
         for nested in message.get_enum_type() {
-            symbols.insert(qualify(&name, nested.get_name()));
+            add_enum(&name, nested, symbols);
         }
-        symbols.insert(name);
+        for field in message.get_field() {
+            symbols.insert(qualify(&name, field.get_name()));
+        }
+        symbols.insert(name.clone());
+        messages.insert(name);
     }
 
     let package = file.get_package();
     let mut symbols = HashSet::new();
+    let mut messages = HashSet::new();
     for message in file.get_message_type() {
-        add_message(package, message, &mut symbols);
+        add_message(package, message, &mut symbols, &mut messages);
     }
     for enumeration in file.get_enum_type() {
-        symbols.insert(qualify(package, enumeration.get_name()));
+        add_enum(package, enumeration, &mut symbols);
     }
     for service in file.get_service() {
         let name = qualify(package, service.get_name());
@@ -167,7 +199,7 @@ fn symbols_of(file: &FileDescriptorProto) -> HashSet<String> {
         }
         symbols.insert(name);
     }
-    symbols
+    (symbols, messages)
 }
 
 fn descriptor_response(file: &CatalogFile) -> FileDescriptorResponse {
@@ -275,6 +307,7 @@ mod tests {
         for symbol in [
             "fibonacci.Fibonacci",
             "fibonacci.Number",
+            "fibonacci.Number.value",
             "fibonacci.Fibonacci.SumIndicies",
         ] {
             let response = ask(Query::file_containing_symbol(symbol.to_string()));
@@ -291,6 +324,40 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn a_known_message_has_an_empty_list_of_extension_numbers() {
+        let response = ask(Query::all_extension_numbers_of_type(
+            "fibonacci.Number".to_string(),
+        ));
+        assert!(!response.has_error_response(), "{response:?}");
+        let numbers = response.get_all_extension_numbers_response();
+        assert_eq!(numbers.get_base_type_name(), "fibonacci.Number");
+        assert_eq!(numbers.get_extension_number(), &[] as &[i32]);
+
+        for not_a_message in ["fibonacci.Nothing", "fibonacci.Fibonacci"] {
+            let response = ask(Query::all_extension_numbers_of_type(
+                not_a_message.to_string(),
+            ));
+            assert_eq!(response.get_error_response().get_error_code(), 5);
+            assert_eq!(
+                response.get_error_response().get_error_message(),
+                format!("no message type {not_a_message:?}")
+            );
+        }
+    }
+
+    #[test]
+    fn enum_values_are_siblings_of_their_enum() {
+        let health = Catalog::new(&[], &[crate::server::HEALTH_FILE_DESCRIPTOR]).unwrap();
+        for symbol in [
+            "grpc.health.v1.HealthCheckResponse.ServingStatus",
+            "grpc.health.v1.HealthCheckResponse.SERVING",
+            "grpc.health.v1.HealthCheckRequest.service",
+        ] {
+            assert!(health.files[0].symbols.contains(symbol), "{symbol}");
+        }
     }
 
     #[test]

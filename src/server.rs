@@ -341,7 +341,7 @@ fn health_service(health: HealthService) -> Service {
 }
 
 /// `grpc/health/v1/health.proto` as `build.rs` parsed it, for reflection.
-const HEALTH_FILE_DESCRIPTOR: &[u8] =
+pub(crate) const HEALTH_FILE_DESCRIPTOR: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/health_v1_descriptor.bin"));
 
 impl RunningServer {

@@ -44,7 +44,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
@@ -487,6 +487,48 @@ def test_reflection_answers_several_requests_on_one_stream(reflection_server):
         assert [a.WhichOneof("message_response") for a in answers] == [
             "list_services_response", "error_response", "file_descriptor_response"]
         assert answers[1].error_response.error_code == 5
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_reflection_answers_grpcurl_sequence(reflection_server, version):
+    """What `grpcurl -plaintext -d '{"value": 7}' HOST:PORT
+    fibonacci.Fibonacci/AtIndex` asks, in its order, on one stream: the
+    services, the file of the service, the extension numbers of the request
+    and the response types (a known type with no extensions gets an empty
+    list: grpcurl gives up on an error), then the call, built from the
+    reflected schema with JSON input."""
+    with grpc.insecure_channel(reflection_server.address) as channel:
+        stub = reflection_stub(channel, version)
+        Request = reflection_pb2.ServerReflectionRequest
+        requests = [
+            Request(list_services=""),
+            Request(file_containing_symbol=FIBONACCI),
+            Request(all_extension_numbers_of_type="fibonacci.Number"),
+            Request(all_extension_numbers_of_type="fibonacci.Number"),
+            Request(file_containing_symbol="fibonacci.Number.value"),
+            Request(all_extension_numbers_of_type="fibonacci.NoSuchType"),
+        ]
+        answers = list(stub.ServerReflectionInfo(iter(requests), timeout=STEP))
+        assert [a.WhichOneof("message_response") for a in answers] == [
+            "list_services_response", "file_descriptor_response",
+            "all_extension_numbers_response", "all_extension_numbers_response",
+            "file_descriptor_response", "error_response"]
+        for numbers in (answers[2], answers[3]):
+            assert numbers.all_extension_numbers_response.base_type_name == "fibonacci.Number"
+            assert list(numbers.all_extension_numbers_response.extension_number) == []
+        assert answers[5].error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+        assert answers[5].error_response.error_message == 'no message type "fibonacci.NoSuchType"'
+
+        pool = descriptor_pool.DescriptorPool()
+        for raw in answers[1].file_descriptor_response.file_descriptor_proto:
+            pool.Add(descriptor_pb2_file(raw))
+        method = pool.FindServiceByName(FIBONACCI).FindMethodByName("AtIndex")
+        Input = message_factory.GetMessageClass(method.input_type)
+        Output = message_factory.GetMessageClass(method.output_type)
+        call = channel.unary_unary(AT_INDEX, request_serializer=Input.SerializeToString,
+                                   response_deserializer=Output.FromString)
+        reply = call(json_format.Parse('{"value": 7}', Input()), timeout=STEP)
+        assert json_format.MessageToJson(reply, indent=None) == '{"value": 13}'
 
 
 # --------------------------------------------------------------------------
