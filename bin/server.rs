@@ -92,6 +92,11 @@ struct Options {
     /// CPU.
     #[structopt(long, default_value = "0")]
     completion_queues: usize,
+
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (off unless
+    /// given; 0 lets the system pick a free port, printed).
+    #[structopt(long)]
+    metrics_port: Option<u16>,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -138,6 +143,7 @@ fn run(options: Options) -> Result<(), String> {
             ping_on_rst_stream_percent: options.ping_on_rst_stream_percent,
         },
         completion_queues: options.completion_queues,
+        metrics_port: options.metrics_port,
     };
     let running = server::start(&config).map_err(|error| error.to_string())?;
     info!(
@@ -147,6 +153,10 @@ fn run(options: Options) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         grpcio_sys::GRPC_CORE_RELEASE
     );
+    // After the listening line, which scripts expect first.
+    if let Some(url) = running.metrics_url() {
+        info!("metrics at {url}");
+    }
 
     let signal = shutdown::wait(&mut signals);
     info!(

@@ -1,5 +1,6 @@
-//! Bookkeeping of calls: how many are in flight (for the shutdown report)
-//! and, at debug level, one log line per finished call.
+//! Bookkeeping of the Fibonacci calls: how many are in flight (for the
+//! shutdown report), their metrics (`crate::metrics`) and, at debug level,
+//! one log line per finished call.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Instant;
 use grpcio::{RpcContext, RpcStatusCode};
 use log::{debug, log_enabled, Level};
 
+use crate::metrics::{MeteredCall, MethodMetrics};
 use crate::status::code_name;
 
 /// Counts the calls in flight and the calls ever started. Clones share
@@ -19,8 +21,8 @@ pub struct CallTracker {
 }
 
 impl CallTracker {
-    /// Records the start of the call behind `ctx`.
-    pub fn start(&self, ctx: &RpcContext) -> CallRecord {
+    /// Records the start of the call behind `ctx`, a call of `method`.
+    pub fn start(&self, ctx: &RpcContext, method: &Arc<MethodMetrics>) -> CallRecord {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.started.fetch_add(1, Ordering::Relaxed);
         // Method and peer are copied out of the C core only when they will
@@ -32,6 +34,7 @@ impl CallTracker {
         });
         CallRecord {
             in_flight: Arc::clone(&self.in_flight),
+            metered: method.start(),
             detail,
         }
     }
@@ -51,6 +54,7 @@ impl CallTracker {
 #[derive(Debug)]
 pub struct CallRecord {
     in_flight: Arc<AtomicUsize>,
+    metered: MeteredCall,
     detail: Option<CallDetail>,
 }
 
@@ -62,10 +66,21 @@ struct CallDetail {
 }
 
 impl CallRecord {
-    /// Logs the call's end with the status it ended with. A refusal the
+    /// A request message arrived.
+    pub fn received(&self) {
+        self.metered.received();
+    }
+
+    /// A reply message was handed to the C core to send.
+    pub fn sent(&self) {
+        self.metered.sent();
+    }
+
+    /// Counts and logs the call's end with the status it ended with. A refusal the
     /// client caused is an ordinary outcome, logged at debug like a success,
     /// never as a server error.
-    pub fn finish(self, code: RpcStatusCode) {
+    pub fn finish(mut self, code: RpcStatusCode) {
+        self.metered.ended_with(code);
         if let Some(detail) = &self.detail {
             debug!(
                 "call {} from {}: {} in {}us",

@@ -2,11 +2,10 @@
 //!
 //! The C core can enforce that limit itself, with its message_size filter.
 //! In the gRPC 1.56 core that grpcio 0.13 ships, that filter goes through
-//! the promise adapter on every message and costs more than the rest of
-//! the call's filters together: about 4,200 instructions per streamed
-//! message (GetSequence(46): 755k instructions per call with it, 560k
-//! without) and 2.4 kB per open call (BENCHMARKS.md, "What moved the
-//! numbers"). So the server turns that filter off and checks each
+//! the promise adapter on every message and cost more than the rest of
+//! the call's filters together, in instructions per streamed message and
+//! in memory per open call (BENCHMARKS.md, "What moved the numbers"). So
+//! the server turns that filter off and checks each
 //! request's size here, as the request is decoded. A client sees the same
 //! thing as with the filter: RESOURCE_EXHAUSTED, "Received message larger
 //! than max (N vs. M)", checked once the message has arrived whole and

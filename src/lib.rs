@@ -11,7 +11,9 @@
 //!   [`memory`]: hands freed heap back to the system when calls are over.
 //! - [`server`]: start-up (services, TLS, limits, bind) and graceful
 //!   shutdown; [`shutdown`]: the signals that trigger it.
-//! - [`reflection`]: the standard server reflection service (v1, v1alpha).
+//! - [`health`]: the standard health service; [`reflection`]: the
+//!   standard server reflection service (v1, v1alpha).
+//! - [`metrics`]: Prometheus metrics of every call, and their endpoint.
 //! - [`logging`]: the logger, for the server's lines and the C core's.
 //! - [`client`]: what the four client binaries share: connecting,
 //!   prompting, reading lines, reporting errors.
@@ -33,9 +35,11 @@ pub const VERSION: &str = concat!(
 pub mod calls;
 pub mod client;
 pub mod fibonacci;
+pub mod health;
 pub mod inbound;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 pub mod proto;
 pub mod reflection;
 pub mod server;

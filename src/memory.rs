@@ -2,7 +2,7 @@
 //! it are gone.
 //!
 //! glibc's malloc keeps what a burst of calls freed in its heaps: a server
-//! that held 10,000 open streams (about 165 MB) would keep that RSS long
+//! that held 10,000 open streams would keep that RSS long
 //! after they closed. A thread of its own looks once a second; when the
 //! server has gone quiet (no call in flight) after being busy, it calls
 //! `malloc_trim`, which returns the free pages. Never on a call's path, and

@@ -22,6 +22,7 @@ use protobuf::descriptor::{DescriptorProto, EnumDescriptorProto, FileDescriptorP
 use protobuf::Message;
 
 use crate::inbound::{self, Bounded};
+use crate::metrics::{MethodMetrics, Metrics};
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/reflection_v1_generated.rs"));
@@ -226,6 +227,7 @@ fn error_response(code: RpcStatusCode, message: String) -> ErrorResponse {
 #[derive(Clone)]
 pub struct ReflectionService {
     catalog: Arc<Catalog>,
+    metrics: Arc<MethodMetrics>,
 }
 
 impl ReflectionService {
@@ -236,36 +238,44 @@ impl ReflectionService {
         mut sink: DuplexSink<ServerReflectionResponse>,
     ) {
         let catalog = Arc::clone(&self.catalog);
+        let call = self.metrics.start();
         ctx.spawn(async move {
-            let answered: grpcio::Result<()> = async {
+            let answered: grpcio::Result<RpcStatusCode> = async {
                 while let Some(request) = requests.try_next().await? {
                     match request {
                         Ok(request) => {
+                            call.received();
                             sink.send((catalog.answer(request), WriteFlags::default()))
-                                .await?
+                                .await?;
+                            call.sent();
                         }
-                        Err(too_large) => return sink.fail(too_large.into()).await,
+                        Err(too_large) => {
+                            sink.fail(too_large.into()).await?;
+                            return Ok(RpcStatusCode::RESOURCE_EXHAUSTED);
+                        }
                     }
                 }
-                sink.close().await
+                sink.close().await.map(|()| RpcStatusCode::OK)
             }
             .await;
             // An error here is the client going away: nobody to tell.
-            let _ = answered;
+            call.finish(answered.unwrap_or(RpcStatusCode::CANCELLED));
             drop(requests); // only now: dropping it early cancels the call
         });
     }
 }
 
-/// The v1 and v1alpha reflection services over `catalog`. v1alpha is the
-/// same method on the same messages (same wire format) under its own path.
-pub fn services(catalog: Catalog) -> [Service; 2] {
-    let handler = ReflectionService {
-        catalog: Arc::new(catalog),
-    };
+/// The v1 and v1alpha reflection services over `catalog`, their calls
+/// counted in `metrics`. v1alpha is the same method on the same messages
+/// (same wire format) under its own path.
+pub fn services(catalog: Catalog, metrics: &Metrics) -> [Service; 2] {
+    let catalog = Arc::new(catalog);
     [V1_METHOD, V1ALPHA_METHOD].map(|path| {
         let method = inbound::method(MethodType::Duplex, path);
-        let handler = handler.clone();
+        let handler = ReflectionService {
+            catalog: Arc::clone(&catalog),
+            metrics: metrics.method(path, MethodType::Duplex),
+        };
         ServiceBuilder::new()
             .add_duplex_streaming_handler(&method, move |ctx, requests, sink| {
                 handler.server_reflection_info(ctx, requests, sink)

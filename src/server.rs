@@ -15,23 +15,22 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use futures::FutureExt;
 use grpcio::{
-    CertificateRequestType, ChannelBuilder, EnvBuilder, MethodType, ResourceQuota, Server,
-    ServerBuilder, ServerCredentials, ServerCredentialsBuilder, Service, ServiceBuilder,
+    CertificateRequestType, ChannelBuilder, EnvBuilder, ResourceQuota, Server, ServerBuilder,
+    ServerCredentials, ServerCredentialsBuilder,
 };
-use grpcio_health::proto::{Health, HealthCheckRequest, HealthCheckResponse};
-use grpcio_health::{HealthService, ServingStatus};
 
 use crate::calls::CallTracker;
+pub use crate::health::HEALTH_SERVICE;
+use crate::health::{self, HealthStatus, ServingStatus};
 use crate::inbound;
 use crate::memory;
+use crate::metrics::{Metrics, MetricsEndpoint};
 use crate::reflection;
 use crate::service::{create_service, FibonacciService};
 
 /// The service name health reports on, besides "" (the whole server).
 pub const FIBONACCI_SERVICE: &str = "fibonacci.Fibonacci";
-pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
 /// Where and how to serve.
 #[derive(Clone, Debug)]
@@ -51,6 +50,9 @@ pub struct ServerConfig {
     /// Completion queues, each polled by a thread of its own; 0 means one
     /// per CPU (grpcio's default).
     pub completion_queues: usize,
+    /// Port of the Prometheus endpoint (`GET /metrics`, on `host`), if
+    /// any; 0 lets the system pick one.
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             tls: None,
             limits: Limits::default(),
             completion_queues: 0,
+            metrics_port: None,
         }
     }
 }
@@ -203,8 +206,9 @@ impl std::error::Error for StartError {}
 pub struct RunningServer {
     server: Server,
     address: String,
-    health: HealthService,
+    health: HealthStatus,
     calls: CallTracker,
+    metrics: Option<MetricsEndpoint>,
 }
 
 /// How a graceful shutdown ended.
@@ -256,7 +260,8 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
 
     inbound::set_receive_limit(limits.max_message_size as usize);
     let calls = CallTracker::default();
-    let health = HealthService::default();
+    let health = HealthStatus::default();
+    let metrics = Arc::new(Metrics::new());
     let catalog = reflection::Catalog::new(
         &[
             FIBONACCI_SERVICE,
@@ -271,12 +276,15 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
         ],
     )
     .map_err(|error| StartError::Build(grpcio::Error::Codec(Box::new(error))))?;
-    let [reflection_v1, reflection_v1alpha] = reflection::services(catalog);
+    let [reflection_v1, reflection_v1alpha] = reflection::services(catalog, &metrics);
 
     let mut server = ServerBuilder::new(env)
         .channel_args(args)
-        .register_service(create_service(FibonacciService::new(calls.clone())))
-        .register_service(health_service(health.clone()))
+        .register_service(create_service(FibonacciService::new(
+            calls.clone(),
+            &metrics,
+        )))
+        .register_service(health::create_service(health.clone(), &metrics))
         .register_service(reflection_v1)
         .register_service(reflection_v1alpha)
         .build()
@@ -302,6 +310,18 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
             address: requested,
             reason: None,
         })?;
+    let metrics = match config.metrics_port {
+        None => None,
+        Some(metrics_port) => {
+            let address = format!("{host}:{metrics_port}");
+            let endpoint =
+                MetricsEndpoint::start(&address, metrics).map_err(|reason| StartError::Bind {
+                    address,
+                    reason: Some(reason),
+                })?;
+            Some(endpoint)
+        }
+    };
     server.start();
     memory::spawn_trimmer(calls.clone());
     health.set_serving_status("", ServingStatus::Serving);
@@ -311,33 +331,8 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
         address: format!("{host}:{port}"),
         health,
         calls,
+        metrics,
     })
-}
-
-/// grpcio-health's service, registered here rather than with its
-/// `create_health` so that its requests are decoded under the receive limit
-/// too.
-fn health_service(health: HealthService) -> Service {
-    let check = inbound::method::<HealthCheckRequest, HealthCheckResponse>(
-        MethodType::Unary,
-        "/grpc.health.v1.Health/Check",
-    );
-    let watch = inbound::method::<HealthCheckRequest, HealthCheckResponse>(
-        MethodType::ServerStreaming,
-        "/grpc.health.v1.Health/Watch",
-    );
-    let mut checker = health.clone();
-    let mut watcher = health;
-    ServiceBuilder::new()
-        .add_unary_handler(&check, move |ctx, request, sink| match request {
-            Ok(request) => checker.check(ctx, request, sink),
-            Err(too_large) => ctx.spawn(sink.fail(too_large.into()).map(drop)),
-        })
-        .add_server_streaming_handler(&watch, move |ctx, request, sink| match request {
-            Ok(request) => watcher.watch(ctx, request, sink),
-            Err(too_large) => ctx.spawn(sink.fail(too_large.into()).map(drop)),
-        })
-        .build()
 }
 
 /// `grpc/health/v1/health.proto` as `build.rs` parsed it, for reflection.
@@ -348,6 +343,21 @@ impl RunningServer {
     /// The address served, with the port the system picked if 0 was asked.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// The metrics endpoint's URL, `http://HOST:PORT/metrics`, if it serves
+    /// one.
+    pub fn metrics_url(&self) -> Option<String> {
+        let endpoint = self.metrics.as_ref()?;
+        let port = endpoint.address().port();
+        Some(format!("http://{}:{port}/metrics", self.address_host()))
+    }
+
+    /// The host part of [`address`](RunningServer::address).
+    fn address_host(&self) -> &str {
+        self.address
+            .rsplit_once(':')
+            .map_or(self.address.as_str(), |(host, _)| host)
     }
 
     /// Turns health to NOT_SERVING, so load balancers and probes stop

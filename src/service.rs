@@ -13,21 +13,39 @@ use grpcio::{
     RpcStatusCode, ServerStreamingSink, Service, ServiceBuilder, UnarySink, WriteFlags,
 };
 
+use std::sync::Arc;
+
 use crate::calls::{CallRecord, CallTracker};
 use crate::fibonacci::{self, FibonacciError, IndexSum, RunningSequence};
 use crate::inbound::{self, Bounded, TooLarge};
+use crate::metrics::{MethodMetrics, Metrics};
 use crate::proto::{self, Number};
 
-/// The servicer. Each call's state lives in its future; the service only
-/// keeps count of the calls in flight.
-#[derive(Clone, Debug, Default)]
+/// The servicer. Each call's state lives in its future; the service keeps
+/// count of the calls in flight and the metrics of each method.
+#[derive(Clone, Debug)]
 pub struct FibonacciService {
     calls: CallTracker,
+    at_index: Arc<MethodMetrics>,
+    get_sequence: Arc<MethodMetrics>,
+    sum_indicies: Arc<MethodMetrics>,
+    stream_sequence: Arc<MethodMetrics>,
 }
 
+const AT_INDEX: &str = "/fibonacci.Fibonacci/AtIndex";
+const GET_SEQUENCE: &str = "/fibonacci.Fibonacci/GetSequence";
+const SUM_INDICIES: &str = "/fibonacci.Fibonacci/SumIndicies";
+const STREAM_SEQUENCE: &str = "/fibonacci.Fibonacci/StreamSequence";
+
 impl FibonacciService {
-    pub fn new(calls: CallTracker) -> Self {
-        FibonacciService { calls }
+    pub fn new(calls: CallTracker, metrics: &Metrics) -> Self {
+        FibonacciService {
+            calls,
+            at_index: metrics.method(AT_INDEX, MethodType::Unary),
+            get_sequence: metrics.method(GET_SEQUENCE, MethodType::ServerStreaming),
+            sum_indicies: metrics.method(SUM_INDICIES, MethodType::ClientStreaming),
+            stream_sequence: metrics.method(STREAM_SEQUENCE, MethodType::Duplex),
+        }
     }
 }
 
@@ -35,16 +53,10 @@ impl FibonacciService {
 /// requests decoded under the receive limit (see `crate::inbound`) and its
 /// replies encoded by `proto::encode_number`.
 pub fn create_service(service: FibonacciService) -> Service {
-    let at_index = method(MethodType::Unary, "/fibonacci.Fibonacci/AtIndex");
-    let get_sequence = method(
-        MethodType::ServerStreaming,
-        "/fibonacci.Fibonacci/GetSequence",
-    );
-    let sum_indicies = method(
-        MethodType::ClientStreaming,
-        "/fibonacci.Fibonacci/SumIndicies",
-    );
-    let stream_sequence = method(MethodType::Duplex, "/fibonacci.Fibonacci/StreamSequence");
+    let at_index = method(MethodType::Unary, AT_INDEX);
+    let get_sequence = method(MethodType::ServerStreaming, GET_SEQUENCE);
+    let sum_indicies = method(MethodType::ClientStreaming, SUM_INDICIES);
+    let stream_sequence = method(MethodType::Duplex, STREAM_SEQUENCE);
     let (unary, server_stream, client_stream, duplex) =
         (service.clone(), service.clone(), service.clone(), service);
     ServiceBuilder::new()
@@ -73,10 +85,11 @@ fn method(ty: MethodType, name: &'static str) -> Method<Bounded<Number>, Number>
 
 impl FibonacciService {
     fn at_index(&self, ctx: RpcContext, request: Bounded<Number>, sink: UnarySink<Number>) {
-        let call = self.calls.start(&ctx);
-        let reply = request
-            .map_err(CallError::from)
-            .and_then(|request| Ok(Number::from(fibonacci::at_index(request.value)?)));
+        let call = self.calls.start(&ctx, &self.at_index);
+        let reply = request.map_err(CallError::from).and_then(|request| {
+            call.received();
+            Ok(Number::from(fibonacci::at_index(request.value)?))
+        });
         ctx.spawn(finish(call, sink, reply));
     }
 
@@ -86,9 +99,9 @@ impl FibonacciService {
         request: Bounded<Number>,
         mut sink: ServerStreamingSink<Number>,
     ) {
-        let call = self.calls.start(&ctx);
+        let call = self.calls.start(&ctx, &self.get_sequence);
         ctx.spawn(async move {
-            let result = get_sequence(request, &mut sink).await;
+            let result = get_sequence(&call, request, &mut sink).await;
             Box::pin(finish(call, sink, result)).await
         });
     }
@@ -99,9 +112,9 @@ impl FibonacciService {
         mut requests: RequestStream<Bounded<Number>>,
         sink: ClientStreamingSink<Number>,
     ) {
-        let call = self.calls.start(&ctx);
+        let call = self.calls.start(&ctx, &self.sum_indicies);
         ctx.spawn(async move {
-            let result = sum_indicies(&mut requests).await;
+            let result = sum_indicies(&call, &mut requests).await;
             Box::pin(finish(call, sink, result)).await;
             // Dropping a request stream that has not ended cancels the call,
             // which would turn a refusal sent early into CANCELLED: it goes
@@ -116,9 +129,9 @@ impl FibonacciService {
         mut requests: RequestStream<Bounded<Number>>,
         mut sink: DuplexSink<Number>,
     ) {
-        let call = self.calls.start(&ctx);
+        let call = self.calls.start(&ctx, &self.stream_sequence);
         ctx.spawn(async move {
-            let result = stream_sequence(&mut requests, &mut sink).await;
+            let result = stream_sequence(&call, &mut requests, &mut sink).await;
             Box::pin(finish(call, sink, result)).await;
             drop(requests); // after the status, as in sum_indicies
         });
@@ -126,29 +139,40 @@ impl FibonacciService {
 }
 
 async fn get_sequence(
+    call: &CallRecord,
     request: Bounded<Number>,
     sink: &mut impl NumberStream,
 ) -> Result<(), CallError> {
-    let values = fibonacci::sequence(request?.value)?;
-    send_values(sink, values).await
+    let request = request?;
+    call.received();
+    let values = fibonacci::sequence(request.value)?;
+    send_values(call, sink, values).await
 }
 
-async fn sum_indicies(requests: &mut RequestStream<Bounded<Number>>) -> Result<Number, CallError> {
+async fn sum_indicies(
+    call: &CallRecord,
+    requests: &mut RequestStream<Bounded<Number>>,
+) -> Result<Number, CallError> {
     let mut sum = IndexSum::default();
     while let Some(request) = requests.try_next().await? {
-        sum.add(request?.value)?;
+        let request = request?;
+        call.received();
+        sum.add(request.value)?;
     }
     Ok(Number::from(sum.total()))
 }
 
 async fn stream_sequence(
+    call: &CallRecord,
     requests: &mut RequestStream<Bounded<Number>>,
     sink: &mut impl NumberStream,
 ) -> Result<(), CallError> {
     let mut running = RunningSequence::default();
     while let Some(request) = requests.try_next().await? {
-        let values = running.advance(request?.value)?;
-        send_values(sink, values).await?;
+        let request = request?;
+        call.received();
+        let values = running.advance(request.value)?;
+        send_values(call, sink, values).await?;
     }
     Ok(())
 }
@@ -158,16 +182,22 @@ async fn stream_sequence(
 /// flushes the lot, so a client waiting for the end of its turn (the
 /// bidirectional client prompts only after the last reply) is never
 /// left waiting on a buffered message.
-async fn send_values(sink: &mut impl NumberStream, values: &[i32]) -> Result<(), CallError> {
+async fn send_values(
+    call: &CallRecord,
+    sink: &mut impl NumberStream,
+    values: &[i32],
+) -> Result<(), CallError> {
     let Some((last, leading)) = values.split_last() else {
         return Ok(());
     };
     for &value in leading {
         sink.feed((Number::from(value), WriteFlags::default().buffer_hint(true)))
             .await?;
+        call.sent();
     }
     sink.send((Number::from(*last), WriteFlags::default()))
         .await?;
+    call.sent();
     Ok(())
 }
 
@@ -211,11 +241,15 @@ impl<S: Sink<(Number, WriteFlags), Error = grpcio::Error> + Unpin> NumberStream 
 /// grpcio gives each kind of call its own sink type with the same inherent
 /// methods; this names what they share.
 trait CallSink<T> {
+    /// Whether success sends a reply message (unary and client-stream
+    /// calls) rather than only closing the stream.
+    const SUCCESS_SENDS_REPLY: bool;
     async fn succeed(self, ending: T) -> grpcio::Result<()>;
     async fn refuse(self, status: RpcStatus) -> grpcio::Result<()>;
 }
 
 impl CallSink<Number> for UnarySink<Number> {
+    const SUCCESS_SENDS_REPLY: bool = true;
     async fn succeed(self, reply: Number) -> grpcio::Result<()> {
         self.success(reply).await
     }
@@ -225,6 +259,7 @@ impl CallSink<Number> for UnarySink<Number> {
 }
 
 impl CallSink<Number> for ClientStreamingSink<Number> {
+    const SUCCESS_SENDS_REPLY: bool = true;
     async fn succeed(self, reply: Number) -> grpcio::Result<()> {
         self.success(reply).await
     }
@@ -234,6 +269,7 @@ impl CallSink<Number> for ClientStreamingSink<Number> {
 }
 
 impl CallSink<()> for ServerStreamingSink<Number> {
+    const SUCCESS_SENDS_REPLY: bool = false;
     async fn succeed(mut self, (): ()) -> grpcio::Result<()> {
         self.close().await
     }
@@ -243,6 +279,7 @@ impl CallSink<()> for ServerStreamingSink<Number> {
 }
 
 impl CallSink<()> for DuplexSink<Number> {
+    const SUCCESS_SENDS_REPLY: bool = false;
     async fn succeed(mut self, (): ()) -> grpcio::Result<()> {
         self.close().await
     }
@@ -254,15 +291,20 @@ impl CallSink<()> for DuplexSink<Number> {
 /// Ends a call with the outcome of its logic and records how it ended.
 /// The streaming handlers await it boxed: a future is as large as its
 /// largest state, and this one (the sink moved in, the status, grpcio's
-/// closing futures) would otherwise make up 860 of the 1,448 bytes that a
-/// held StreamSequence call keeps for its whole life; boxed, it is
-/// allocated only when the call ends. A
+/// closing futures) would otherwise make up most of what a held
+/// StreamSequence call keeps for its whole life (BENCHMARKS.md, "What
+/// moved the numbers"); boxed, it is allocated only when the call ends. A
 /// failed send of the final reply or status means the client has gone:
 /// there is nobody to tell and it is not a server error, so it is recorded
 /// as CANCELLED and nothing more.
-async fn finish<T>(call: CallRecord, sink: impl CallSink<T>, result: Result<T, CallError>) {
+async fn finish<T, S: CallSink<T>>(call: CallRecord, sink: S, result: Result<T, CallError>) {
     let code = match result {
-        Ok(ending) => sink.succeed(ending).await.map(|()| RpcStatusCode::OK),
+        Ok(ending) => sink.succeed(ending).await.map(|()| {
+            if S::SUCCESS_SENDS_REPLY {
+                call.sent();
+            }
+            RpcStatusCode::OK
+        }),
         Err(CallError::Refused(error)) => refuse(sink, RpcStatus::from(error)).await,
         Err(CallError::TooLarge(too_large)) => refuse(sink, RpcStatus::from(too_large)).await,
         Err(CallError::Transport) => Ok(RpcStatusCode::CANCELLED),

@@ -174,7 +174,10 @@ fn core_release() -> String {
         .lines()
         .find(|line| !line.trim().is_empty() && !line.starts_with('#'))
         .expect("a release line");
-    line.split_whitespace().next().expect("a release").to_string()
+    line.split_whitespace()
+        .next()
+        .expect("a release")
+        .to_string()
 }
 
 #[test]
@@ -195,7 +198,11 @@ fn every_binary_names_the_project_and_the_core_release() {
             .arg("--version")
             .output()
             .expect("run --version");
-        assert_eq!(String::from_utf8_lossy(&output.stdout), expected, "{binary}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            expected,
+            "{binary}"
+        );
         assert_eq!(String::from_utf8_lossy(&output.stderr), "", "{binary}");
         assert_eq!(output.status.code(), Some(0), "{binary}");
     }

@@ -134,10 +134,13 @@ def rust_binary(name: str) -> Path:
     return path
 
 
-def start_server(implementation: str) -> ServerProcess:
+def start_server(implementation: str, *rust_args: str) -> ServerProcess:
+    """The Rust server (with `rust_args` after its address flags) or the
+    guide's Python server, on 127.0.0.1 and a port the system picks."""
     if implementation == "rust":
-        argv = [str(rust_binary("server")), "--host", "127.0.0.1", "--port", "0"]
+        argv = [str(rust_binary("server")), "--host", "127.0.0.1", "--port", "0", *rust_args]
         return ServerProcess("rust", argv, REPO)
+    assert not rust_args, "the guide's server takes no flags"
     argv = [sys.executable, str(PYTHON_DIR / "server.py"), "127.0.0.1:0"]
     return ServerProcess("python", argv, PYTHON_DIR)
 
@@ -163,8 +166,8 @@ def fresh_server():
     """Starts servers of its own for one test and stops them after it."""
     started = []
 
-    def start(implementation):
-        server = start_server(implementation)
+    def start(implementation, *rust_args):
+        server = start_server(implementation, *rust_args)
         started.append(server)
         return server
 

@@ -33,6 +33,7 @@ import subprocess
 import threading
 import time
 import tomllib
+import urllib.request
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -1282,7 +1283,10 @@ def test_manifest_deployment(manifest):
     assert option(args, "--host") == "[::]"
     grace = float(option(args, "--grace-period"))
     assert pod["terminationGracePeriodSeconds"] > grace
-    assert [(p["containerPort"], p["name"]) for p in container["ports"]] == [(1337, "grpc")]
+    assert [(p["containerPort"], p["name"]) for p in container["ports"]] == [(1337, "grpc"), (9090, "metrics")]
+    assert option(args, "--metrics-port") == "9090"
+    assert spec["template"]["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics"}
     resources = container["resources"]
     assert {"cpu", "memory"} <= set(resources["requests"])
     assert "memory" in resources["limits"]
@@ -1319,6 +1323,7 @@ def test_manifest_arguments_and_probes_on_the_real_server(launch, manifest):
     args = list(container["args"])
     args[args.index("--host") + 1] = "127.0.0.1"
     args[args.index("--port") + 1] = "0"
+    args[args.index("--metrics-port") + 1] = "0"
     server = launch(*args)
     with grpc.insecure_channel(server.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -1326,6 +1331,12 @@ def test_manifest_arguments_and_probes_on_the_real_server(launch, manifest):
             service = container[probe]["grpc"]["service"]
             assert health.Check(health_pb2.HealthCheckRequest(service=service), timeout=STEP).status == SERVING
         assert at_index(channel, 7) == 13
+    # What the prometheus.io annotations point a scraper at.
+    metrics_lines = lambda: [line for line in server.stdout() if line.startswith("metrics at ")]  # noqa: E731
+    assert server.wait_until(metrics_lines, STEP), server.stdout()
+    [metrics_line] = metrics_lines()
+    with urllib.request.urlopen(metrics_line.split()[-1], timeout=STEP) as response:
+        assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="AtIndex"' in response.read().decode()
     # The pod's shutdown: SIGTERM, then the grace period the args give,
     # well inside terminationGracePeriodSeconds.
     server.send(signal.SIGTERM)

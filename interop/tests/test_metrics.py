@@ -1,0 +1,346 @@
+"""The server's Prometheus metrics (`server --metrics-port`), read the way
+an operator reads them: parsed with the official Python client's parser,
+and scraped by a real Prometheus server and read back through its query
+API.
+
+Each test makes a known set of calls from Python grpcio (every method, the
+health and reflection services too, and each way a call can fail) and then
+asserts every counter of every method exactly, zeros included.
+"""
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1 import reflection_pb2, reflection_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+import fibonacci_pb2
+import fibonacci_pb2_grpc
+from conftest import STEP_TIMEOUT
+
+# (grpc_type, grpc_service, grpc_method) of every method the server counts.
+FIBONACCI_METHODS = {
+    "AtIndex": "unary",
+    "GetSequence": "server_stream",
+    "SumIndicies": "client_stream",
+    "StreamSequence": "bidi_stream",
+}
+METHODS = (
+    [(kind, "fibonacci.Fibonacci", name) for name, kind in FIBONACCI_METHODS.items()]
+    + [("unary", "grpc.health.v1.Health", "Check"),
+       ("server_stream", "grpc.health.v1.Health", "Watch")]
+    + [("bidi_stream", f"grpc.reflection.{version}.ServerReflection", "ServerReflectionInfo")
+       for version in ("v1", "v1alpha")]
+)
+# Go's names of the status codes, as go-grpc-prometheus labels them.
+CODES = [
+    "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+    "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss",
+    "Unauthenticated",
+]
+
+# A request past the server's 64 KiB receive limit: a Number with an
+# unknown length-delimited field (2) of 70,000 bytes.
+OVERSIZED = b"\x12" + bytes([0xF0, 0xA2, 0x04]) + b"\0" * 70_000
+
+
+def make_known_calls(address: str) -> dict:
+    """Calls every counted method, and returns what the server must have
+    counted: {metric: {(type, service, method[, code]): value}}, zeros
+    left out."""
+    counts = {"started": {}, "handled": {}, "received": {}, "sent": {}}
+
+    def count(kind, service, method, code, received, sent):
+        key = (kind, service, method)
+        for metric, value in (("started", 1), ("received", received), ("sent", sent)):
+            counts[metric][key] = counts[metric].get(key, 0) + value
+        handled = key + (code,)
+        counts["handled"][handled] = counts["handled"].get(handled, 0) + 1
+
+    def fib(method, code, received, sent):
+        count(FIBONACCI_METHODS[method], "fibonacci.Fibonacci", method, code, received, sent)
+
+    def failed(call) -> grpc.StatusCode:
+        with pytest.raises(grpc.RpcError) as raised:
+            call()
+        return raised.value.code()
+
+    with grpc.insecure_channel(address) as channel:
+        stub = fibonacci_pb2_grpc.FibonacciStub(channel)
+        number = fibonacci_pb2.Number
+        for _ in range(3):
+            assert stub.AtIndex(number(value=7), timeout=STEP_TIMEOUT).value == 13
+            fib("AtIndex", "OK", 1, 1)
+        assert failed(lambda: stub.AtIndex(number(value=-1))) == grpc.StatusCode.INVALID_ARGUMENT
+        fib("AtIndex", "InvalidArgument", 1, 0)
+        assert failed(lambda: stub.AtIndex(number(value=47))) == grpc.StatusCode.OUT_OF_RANGE
+        fib("AtIndex", "OutOfRange", 1, 0)
+        raw_at_index = channel.unary_unary("/fibonacci.Fibonacci/AtIndex")
+        assert failed(lambda: raw_at_index(OVERSIZED)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        fib("AtIndex", "ResourceExhausted", 0, 0)
+
+        values = [reply.value for reply in stub.GetSequence(number(value=5))]
+        assert values == [1, 1, 2, 3, 5]
+        fib("GetSequence", "OK", 1, 5)
+        assert failed(lambda: list(stub.GetSequence(number(value=47)))) == grpc.StatusCode.OUT_OF_RANGE
+        fib("GetSequence", "OutOfRange", 1, 0)
+
+        total = stub.SumIndicies(iter([number(value=i) for i in (1, 2, 3)]))
+        assert total.value == 4  # 1 + 1 + 2
+        fib("SumIndicies", "OK", 3, 1)
+
+        replies = [reply.value for reply in stub.StreamSequence(iter([number(value=2), number(value=3)]))]
+        assert replies == [1, 1, 2, 3, 5]
+        fib("StreamSequence", "OK", 2, 5)
+
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest(service="")).status == \
+            health_pb2.HealthCheckResponse.SERVING
+        count("unary", "grpc.health.v1.Health", "Check", "OK", 1, 1)
+        assert failed(lambda: health.Check(health_pb2.HealthCheckRequest(service="nope"))) == \
+            grpc.StatusCode.NOT_FOUND
+        count("unary", "grpc.health.v1.Health", "Check", "NotFound", 1, 0)
+
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answers = list(reflection.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+        assert len(answers) == 1
+        count("bidi_stream", "grpc.reflection.v1.ServerReflection", "ServerReflectionInfo", "OK", 1, 1)
+    return counts
+
+
+def expected_series(counts: dict) -> dict:
+    """Every series the server exposes for the methods, zeros included."""
+    series = {}
+    for key in METHODS:
+        for metric in ("started", "received", "sent"):
+            series[(f"grpc_server_{metric}_total" if metric == "started"
+                    else f"grpc_server_msg_{metric}_total", key)] = counts[metric].get(key, 0)
+        for code in CODES:
+            series[("grpc_server_handled_total", key + (code,))] = counts["handled"].get(key + (code,), 0)
+        series[("grpc_server_handling_seconds_count", key)] = counts["started"].get(key, 0)
+    return series
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=STEP_TIMEOUT) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        return response.read().decode()
+
+
+def parsed_series(text: str) -> dict:
+    """{(sample name, label values): value} of the grpc_server_* samples,
+    with the labels in the order of METHODS' keys (and the code last)."""
+    series = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.startswith("grpc_server_") or "le" in sample.labels:
+                continue
+            if sample.name.endswith("_sum"):
+                continue
+            labels = sample.labels
+            key = (labels["grpc_type"], labels["grpc_service"], labels["grpc_method"])
+            if "grpc_code" in labels:
+                key += (labels["grpc_code"],)
+            name = sample.name
+            if family.type == "counter" and not name.endswith("_total"):
+                name += "_total"  # the parser strips it from counter samples
+            series[(name, key)] = sample.value
+    return series
+
+
+def sample_value(text: str, name: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    raise AssertionError(f"{name} is not in the metrics")
+
+
+def wait_until_idle(url: str) -> str:
+    """The metrics once no call is in flight: every call the client made has
+    been counted as handled (the server counts a call when its status has
+    gone out, which can be just after the client has seen it)."""
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while True:
+        text = scrape(url)
+        if sample_value(text, "fibonacci_server_calls_in_flight") == 0:
+            return text
+        assert time.monotonic() < deadline, "calls still in flight"
+        time.sleep(0.05)
+
+
+def metrics_url(server) -> str:
+    """The URL of the `metrics at URL` line, which follows the listening line."""
+    prefix = "metrics at "
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while not (lines := [line for line in server.stdout_lines if line.startswith(prefix)]):
+        assert time.monotonic() < deadline, server.stdout_lines
+        time.sleep(0.01)
+    assert len(lines) == 1, server.stdout_lines
+    return lines[0][len(prefix):]
+
+
+def test_metrics_count_every_call_exactly(fresh_server):
+    server = fresh_server("rust", "--metrics-port", "0")
+    url = metrics_url(server)
+    assert url == f"http://127.0.0.1:{urllib.parse.urlsplit(url).port}/metrics"
+
+    before = parsed_series(scrape(url))
+    assert before == expected_series({"started": {}, "handled": {}, "received": {}, "sent": {}})
+
+    counts = make_known_calls(server.address)
+    text = wait_until_idle(url)
+    assert parsed_series(text) == expected_series(counts)
+
+    pid = server.process.pid
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    resident = sample_value(text, "process_resident_memory_bytes")
+    assert 0.5 < resident / (rss_kib * 1024) < 2, (resident, rss_kib)
+    assert sample_value(text, "process_open_fds") > 0
+    assert abs(sample_value(text, "process_start_time_seconds") - time.time()) < STEP_TIMEOUT * 2
+
+
+def test_metrics_endpoint_answers_only_get_metrics(fresh_server):
+    server = fresh_server("rust", "--metrics-port", "0")
+    url = metrics_url(server)
+    root = url[: -len("/metrics")]
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(root + "/", timeout=STEP_TIMEOUT)
+    assert raised.value.code == 404
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=STEP_TIMEOUT)
+    assert raised.value.code == 405
+
+
+def test_without_the_flag_there_is_no_metrics_line(fresh_server):
+    server = fresh_server("rust")
+    with grpc.insecure_channel(server.address) as channel:
+        # A call answered: start-up is long over.
+        stub = fibonacci_pb2_grpc.FibonacciStub(channel)
+        assert stub.AtIndex(fibonacci_pb2.Number(value=7), timeout=STEP_TIMEOUT).value == 13
+    assert [line for line in server.stdout_lines if line.startswith("metrics at ")] == []
+
+
+# --------------------------------------------------------------------------
+# A real Prometheus
+
+
+PROMETHEUS = shutil.which("prometheus")
+
+# The README's queries ("Metrics"), checked here to be valid PromQL.
+README_QUERIES = [
+    'sum by (grpc_method) (rate(grpc_server_handled_total{grpc_service="fibonacci.Fibonacci",'
+    'grpc_code!="OK"}[5m])) / sum by (grpc_method) (rate(grpc_server_started_total'
+    '{grpc_service="fibonacci.Fibonacci"}[5m]))',
+    'histogram_quantile(0.99, sum by (grpc_method, le) (rate(grpc_server_handling_seconds_bucket'
+    '{grpc_service="fibonacci.Fibonacci"}[5m])))',
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def query(api: str, promql: str) -> list:
+    url = f"{api}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=STEP_TIMEOUT) as response:
+        answer = json.load(response)
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+def scalar(api: str, promql: str) -> float:
+    result = query(api, promql)
+    assert len(result) == 1, (promql, result)
+    return float(result[0]["value"][1])
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    """Starts Prometheus for one test: `start(target)` scrapes `target`
+    (host:port) every second; returns its API's base URL."""
+    if PROMETHEUS is None:
+        pytest.skip("Prometheus is not installed: `apt-get install prometheus` "
+                    "(.ci/run installs it when it runs as root)")
+    started = []
+
+    def start(target: str) -> str:
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 1s\n"
+            "scrape_configs:\n"
+            "  - job_name: fibonacci\n"
+            f"    static_configs:\n      - targets: ['{target}']\n"
+        )
+        port = free_port()
+        process = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "prometheus.log", "w"),
+        )
+        started.append(process)
+        api = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while True:
+            try:
+                if query(api, 'up{job="fibonacci"}') and scalar(api, 'up{job="fibonacci"}') == 1:
+                    return api
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert process.poll() is None, (tmp_path / "prometheus.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()
+            time.sleep(0.2)
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=STEP_TIMEOUT)
+
+
+def test_prometheus_scrapes_the_counters(fresh_server, prometheus):
+    server = fresh_server("rust", "--metrics-port", "0")
+    url = metrics_url(server)
+    api = prometheus(urllib.parse.urlsplit(url).netloc)
+
+    counts = make_known_calls(server.address)
+    wait_until_idle(url)
+    expected_started = sum(counts["started"].values())
+    # Two scrapes after the calls are over: the last one holds them all.
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while scalar(api, "sum(grpc_server_started_total)") != expected_started:
+        assert time.monotonic() < deadline, "Prometheus never saw the calls"
+        time.sleep(0.2)
+
+    expected = expected_series(counts)
+    for (metric, key), value in expected.items():
+        if metric == "grpc_server_handling_seconds_count":
+            continue
+        labels = dict(zip(("grpc_type", "grpc_service", "grpc_method", "grpc_code"), key))
+        selector = ",".join(f'{name}="{label}"' for name, label in labels.items())
+        assert scalar(api, f"{metric}{{{selector}}}") == value, (metric, key)
+
+    by_code = {
+        item["metric"]["grpc_code"]: float(item["value"][1])
+        for item in query(api, 'sum by (grpc_code) (grpc_server_handled_total'
+                               '{grpc_service="fibonacci.Fibonacci"}) > 0')
+    }
+    assert by_code == {"OK": 6, "InvalidArgument": 1, "OutOfRange": 2, "ResourceExhausted": 1}
+    for promql in README_QUERIES:
+        query(api, promql)
