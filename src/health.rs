@@ -29,6 +29,10 @@ pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 const CHECK_METHOD: &str = "/grpc.health.v1.Health/Check";
 const WATCH_METHOD: &str = "/grpc.health.v1.Health/Watch";
 
+/// `grpc/health/v1/health.proto` as `build.rs` parsed it, for reflection.
+pub(crate) const HEALTH_FILE_DESCRIPTOR: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/health_v1_descriptor.bin"));
+
 /// The serving status of each service, and who is watching it. Clones
 /// share it.
 #[derive(Clone, Debug, Default)]
@@ -250,6 +254,14 @@ mod tests {
         assert_eq!(next(&mut watching_b), Some(ServingStatus::NotServing));
         assert_eq!(health.status("a"), Some(ServingStatus::NotServing));
         assert_eq!(health.status("c"), None);
+    }
+
+    #[test]
+    fn method_paths_are_the_compiled_protos() {
+        assert_eq!(
+            crate::proto::method_paths(HEALTH_FILE_DESCRIPTOR),
+            [CHECK_METHOD, WATCH_METHOD]
+        );
     }
 
     #[test]

@@ -57,6 +57,24 @@ pub fn encode_number(number: &Number, buf: &mut GrpcSlice) -> grpcio::Result<()>
     Ok(())
 }
 
+/// The path of every method a serialized `FileDescriptorProto` declares,
+/// `/package.Service/Method`, in declaration order: what the hand-typed
+/// paths of the server's method tables are checked against.
+#[cfg(test)]
+pub(crate) fn method_paths(file_descriptor: &[u8]) -> Vec<String> {
+    let file = protobuf::descriptor::FileDescriptorProto::parse_from_bytes(file_descriptor)
+        .expect("build.rs wrote a valid descriptor");
+    let package = file.get_package();
+    file.get_service()
+        .iter()
+        .flat_map(|service| {
+            service.get_method().iter().map(move |method| {
+                format!("/{package}.{}/{}", service.get_name(), method.get_name())
+            })
+        })
+        .collect()
+}
+
 // Test code only, never compiled into the server: an unwrap here can only
 // fail the test that runs it, not a completion-queue thread.
 #[cfg(test)]

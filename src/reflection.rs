@@ -301,6 +301,14 @@ mod tests {
     }
 
     #[test]
+    fn method_paths_are_the_compiled_protos() {
+        assert_eq!(crate::proto::method_paths(V1_FILE_DESCRIPTOR), [V1_METHOD]);
+        // v1alpha's proto is not compiled (same messages, same wire format):
+        // its path is v1's under the v1alpha package.
+        assert_eq!(V1ALPHA_METHOD, V1_METHOD.replace(".v1.", ".v1alpha."));
+    }
+
+    #[test]
     fn lists_services() {
         let response = ask(Query::list_services(String::new()));
         let names: Vec<_> = response
@@ -360,7 +368,7 @@ mod tests {
 
     #[test]
     fn enum_values_are_siblings_of_their_enum() {
-        let health = Catalog::new(&[], &[crate::server::HEALTH_FILE_DESCRIPTOR]).unwrap();
+        let health = Catalog::new(&[], &[crate::health::HEALTH_FILE_DESCRIPTOR]).unwrap();
         for symbol in [
             "grpc.health.v1.HealthCheckResponse.ServingStatus",
             "grpc.health.v1.HealthCheckResponse.SERVING",

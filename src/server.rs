@@ -271,7 +271,7 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
         ],
         &[
             crate::proto::FILE_DESCRIPTOR,
-            HEALTH_FILE_DESCRIPTOR,
+            health::HEALTH_FILE_DESCRIPTOR,
             reflection::V1_FILE_DESCRIPTOR,
         ],
     )
@@ -334,10 +334,6 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
         metrics,
     })
 }
-
-/// `grpc/health/v1/health.proto` as `build.rs` parsed it, for reflection.
-pub(crate) const HEALTH_FILE_DESCRIPTOR: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/health_v1_descriptor.bin"));
 
 impl RunningServer {
     /// The address served, with the port the system picked if 0 was asked.

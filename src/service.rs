@@ -316,3 +316,16 @@ async fn refuse<T>(sink: impl CallSink<T>, status: RpcStatus) -> grpcio::Result<
     let code = status.code();
     sink.refuse(status).await.map(|()| code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_paths_are_the_compiled_protos() {
+        assert_eq!(
+            proto::method_paths(proto::FILE_DESCRIPTOR),
+            [AT_INDEX, GET_SEQUENCE, SUM_INDICIES, STREAM_SEQUENCE]
+        );
+    }
+}
