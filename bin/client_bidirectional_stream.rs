@@ -4,14 +4,15 @@
 
 use std::process::ExitCode;
 
-use fibonacci_grpc::client::{self, ClientError, Replies};
+use fibonacci_grpc::client::{self, ClientError, ClientOptions, Replies};
 use fibonacci_grpc::proto::Number;
 use futures::SinkExt;
 use futures_executor::block_on;
 use grpcio::{ClientDuplexReceiver, WriteFlags};
+use structopt::StructOpt;
 
 fn main() -> ExitCode {
-    client::run(|session| {
+    client::run(ClientOptions::from_args(), |session| {
         let (mut requests, replies) = session.client.stream_sequence()?;
         let mut replies = Replies::new(replies);
         let mut index = 0;

@@ -3,14 +3,15 @@
 
 use std::process::ExitCode;
 
-use fibonacci_grpc::client::{self, ClientError};
+use fibonacci_grpc::client::{self, ClientError, ClientOptions};
 use fibonacci_grpc::proto::Number;
 use futures::SinkExt;
 use futures_executor::block_on;
 use grpcio::WriteFlags;
+use structopt::StructOpt;
 
 fn main() -> ExitCode {
-    client::run(|session| {
+    client::run(ClientOptions::from_args(), |session| {
         let (mut requests, reply) = session.client.sum_indicies()?;
         while let Some(index) = session
             .terminal

@@ -3,11 +3,12 @@
 
 use std::process::ExitCode;
 
-use fibonacci_grpc::client::{self, Replies};
+use fibonacci_grpc::client::{self, ClientOptions, Replies};
 use fibonacci_grpc::proto::Number;
+use structopt::StructOpt;
 
 fn main() -> ExitCode {
-    client::run(|session| {
+    client::run(ClientOptions::from_args(), |session| {
         let count = session.terminal.ask_index("enter an index integer: ")?;
         let mut replies = Replies::new(session.client.get_sequence(&Number::from(count))?);
         let mut index = 0;

@@ -2,11 +2,12 @@
 
 use std::process::ExitCode;
 
-use fibonacci_grpc::client;
+use fibonacci_grpc::client::{self, ClientOptions};
 use fibonacci_grpc::proto::Number;
+use structopt::StructOpt;
 
 fn main() -> ExitCode {
-    client::run(|session| {
+    client::run(ClientOptions::from_args(), |session| {
         let index = session.terminal.ask_index("enter an index integer: ")?;
         let reply = session.client.at_index(&Number::from(index))?;
         session
