@@ -74,4 +74,4 @@ test: core
 	$(MAKE) --no-print-directory interop
 
 fmt:
-	$(CARGO) fmt
+	$(CARGO) fmt -p fibonacci-grpc -p fibonacci-bench
