@@ -186,10 +186,10 @@ def metrics_url(server) -> str:
     """The URL of the `metrics at URL` line, which follows the listening line."""
     prefix = "metrics at "
     deadline = time.monotonic() + STEP_TIMEOUT
-    while not (lines := [line for line in server.stdout_lines if line.startswith(prefix)]):
-        assert time.monotonic() < deadline, server.stdout_lines
+    while not (lines := [line for line in server.stdout() if line.startswith(prefix)]):
+        assert time.monotonic() < deadline, server.stdout()
         time.sleep(0.01)
-    assert len(lines) == 1, server.stdout_lines
+    assert len(lines) == 1, server.stdout()
     return lines[0][len(prefix):]
 
 
@@ -232,7 +232,7 @@ def test_without_the_flag_there_is_no_metrics_line(fresh_server):
         # A call answered: start-up is long over.
         stub = fibonacci_pb2_grpc.FibonacciStub(channel)
         assert stub.AtIndex(fibonacci_pb2.Number(value=7), timeout=STEP_TIMEOUT).value == 13
-    assert [line for line in server.stdout_lines if line.startswith("metrics at ")] == []
+    assert [line for line in server.stdout() if line.startswith("metrics at ")] == []
 
 
 # --------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 service, on v1alpha) lists the services, learns the schema, and calls each
 Fibonacci method with JSON-like dicts and no generated code.
 
-grpcurl's sequence of reflection calls is replayed in test_operations.py
+grpcurl's sequence of reflection calls is replayed in test_reflection.py
 (`test_reflection_answers_grpcurl_sequence`).
 """
 
