@@ -58,10 +58,6 @@ def main():
     methods = args.method or METHODS
     servers = []
     with tempfile.TemporaryDirectory() as out:
-        # What run.py's h2load() reads from its own command line.
-        load = argparse.Namespace(h2load_connections=args.connections,
-                                  h2load_streams=args.streams, warmup=1,
-                                  duration=args.duration, out=out)
         results = {}
         try:
             for spec in args.variants:
@@ -69,7 +65,9 @@ def main():
             for rep in range(args.reps):
                 for method in methods:
                     for server in servers:
-                        run = h2load(load, server, method)
+                        run = h2load(server, method, connections=args.connections,
+                                     streams=args.streams, warmup_s=1,
+                                     duration_s=args.duration, work_dir=out)
                         results.setdefault((server.name, method), []).append(run)
                         print(f"rep {rep + 1} {method:15} {server.name:12} "
                               f"{run['calls_per_s']:10.0f} calls/s "

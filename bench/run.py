@@ -368,16 +368,17 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
-def h2load(args, server, method):
-    """The issue's tool on the same server: h2load, --h2load-connections x
-    --h2load-streams, 1 s warm-up + --duration; checks only HTTP 200, not
-    grpc-status or values."""
-    body = os.path.join(args.out, f"h2load-{method}.bin")
+def h2load(server, method, *, connections, streams, warmup_s, duration_s, work_dir):
+    """The issue's tool on `server`: h2load with `connections` x `streams`
+    calls of `method` in flight, `warmup_s` of warm-up and then `duration_s`
+    measured (whole seconds, at least 1 each); its request body is written
+    into `work_dir`. Checks only HTTP 200, not grpc-status or values."""
+    body = os.path.join(work_dir, f"h2load-{method}.bin")
     with open(body, "wb") as f:
         f.write(b"".join(grpc_message(v) for v in H2LOAD_BODIES[method]))
     # h2load takes whole seconds.
-    warmup, duration = max(1, round(args.warmup)), max(1, round(args.duration))
-    argv = ["h2load", "-c", str(args.h2load_connections), "-m", str(args.h2load_streams),
+    warmup, duration = max(1, round(warmup_s)), max(1, round(duration_s))
+    argv = ["h2load", "-c", str(connections), "-m", str(streams),
             "-D", str(duration), f"--warm-up-time={warmup}",
             "-H", "content-type: application/grpc", "-H", "te: trailers",
             "-d", body, f"http://{server.address}/fibonacci.Fibonacci/{method}"]
@@ -409,7 +410,9 @@ def h2load_matrix(args, servers):
         for method in METHODS:
             for server in servers:
                 log(f"h2load rep {rep + 1}/{args.h2load_reps} {method} on {server.name}")
-                cells[method][server.name].append(h2load(args, server, method))
+                cells[method][server.name].append(h2load(
+                    server, method, connections=args.h2load_connections, streams=args.h2load_streams,
+                    warmup_s=args.warmup, duration_s=args.duration, work_dir=args.out))
     return cells
 
 
