@@ -156,6 +156,7 @@ fn help_explains_the_flags() {
         "--completion-queues",
         "--max-pending-calls",
         "--ping-on-rst-stream-percent",
+        "--metrics-port",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
