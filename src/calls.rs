@@ -2,7 +2,7 @@
 //! shutdown report), their metrics (`crate::metrics`) and, at debug level,
 //! one log line per finished call.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,19 +12,16 @@ use log::{debug, log_enabled, Level};
 use crate::metrics::{MeteredCall, MethodMetrics};
 use crate::status::code_name;
 
-/// Counts the calls in flight and the calls ever started. Clones share
-/// the counts.
+/// Counts the calls in flight. Clones share the count.
 #[derive(Clone, Debug, Default)]
 pub struct CallTracker {
     in_flight: Arc<AtomicUsize>,
-    started: Arc<AtomicU64>,
 }
 
 impl CallTracker {
     /// Records the start of the call behind `ctx`, a call of `method`.
     pub fn start(&self, ctx: &RpcContext, method: &Arc<MethodMetrics>) -> CallRecord {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.started.fetch_add(1, Ordering::Relaxed);
         // Method and peer are copied out of the C core only when they will
         // be logged: this is on every call's path.
         let detail = log_enabled!(Level::Debug).then(|| CallDetail {
@@ -42,11 +39,6 @@ impl CallTracker {
     /// Calls started and not yet finished.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
-    }
-
-    /// Calls started since the server did.
-    pub fn started(&self) -> u64 {
-        self.started.load(Ordering::Relaxed)
     }
 }
 

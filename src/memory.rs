@@ -1,12 +1,16 @@
 //! Handing freed heap memory back to the system once the calls that used
 //! it are gone.
 //!
-//! glibc's malloc keeps what a burst of calls freed in its heaps: a server
-//! that held 10,000 open streams would keep that RSS long
-//! after they closed. A thread of its own looks once a second; when the
-//! server has gone quiet (no call in flight) after being busy, it calls
-//! `malloc_trim`, which returns the free pages. Never on a call's path, and
-//! never while calls are running, so it costs the hot path nothing.
+//! glibc's malloc keeps what a burst of work freed in its heaps: a server
+//! that held 10,000 open streams would keep that RSS long after they
+//! closed. A thread of its own looks once a second; when no call is in
+//! flight and the heaps hold more free memory than is worth a trim, and
+//! that amount has changed since the last trim, it calls `malloc_trim`,
+//! which returns the free pages. The trigger is the heap's own free
+//! memory, not the count of calls: an HTTP/2 flood (a rapid reset, say)
+//! makes the C core allocate and free streams that never become calls.
+//! Never on a call's path, and never while calls are running, so it costs
+//! the hot path nothing.
 
 use std::thread;
 use std::time::Duration;
@@ -14,6 +18,8 @@ use std::time::Duration;
 use crate::calls::CallTracker;
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Free heap memory below which a trim is not worth its walk of the heaps.
+const WORTH_TRIMMING: usize = 4 << 20;
 
 /// Starts the trimmer for the calls counted by `calls`. It lives as long
 /// as the process (a detached thread that sleeps between looks).
@@ -21,13 +27,15 @@ pub fn spawn_trimmer(calls: CallTracker) {
     let spawned = thread::Builder::new()
         .name("fibonacci-trim".to_string())
         .spawn(move || {
-            let mut trimmed_at = calls.started();
+            // The free memory the last trim left (free pages handed back
+            // still count as free chunks): a trim is due when it changes.
+            let mut free_after_trim = 0;
             loop {
                 thread::sleep(CHECK_EVERY);
-                let started = calls.started();
-                if started != trimmed_at && calls.in_flight() == 0 {
+                let free = free_heap_bytes();
+                if free > WORTH_TRIMMING && free != free_after_trim && calls.in_flight() == 0 {
                     release_free_memory();
-                    trimmed_at = started;
+                    free_after_trim = free_heap_bytes();
                 }
             }
         });
@@ -47,3 +55,15 @@ fn release_free_memory() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn release_free_memory() {}
+
+/// Bytes in glibc's free chunks, every arena.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn free_heap_bytes() -> usize {
+    // SAFETY: mallinfo2 only reads glibc's own statistics.
+    unsafe { libc::mallinfo2() }.fordblks
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn free_heap_bytes() -> usize {
+    0
+}
