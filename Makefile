@@ -29,7 +29,7 @@ export PATH  := $(VENV)/bin:$(PATH)
 # to it through this variable.
 export GRPCIO_VERSION := $(word 1,$(shell grep -v '^\#' grpc-core/release.txt))
 
-.PHONY: help core build run-server run-clients test fmt
+.PHONY: help core build run-server run-clients test fuzz fmt
 
 include interop/interop.mk
 include bench/bench.mk
@@ -40,6 +40,7 @@ help:
 	@echo "make test         every check: unit, integration, interop"
 	@echo "make core         only the gRPC C core $(GRPCIO_VERSION) (cached per machine)"
 	@echo "make interop      only the interop suite (Python, Rust, grpc-js)"
+	@echo "make fuzz         the fuzz targets, FUZZ_CASES=$(FUZZ_CASES) cases each"
 	@echo "make bench        the Rust server against the guide's Python server, and grpc-go once built (BENCHMARKS.md)"
 	@echo "make bench-go     build the grpc-go 1.33 peer server (Debian packages; needs root once)"
 
@@ -72,6 +73,12 @@ run-clients: build
 test: core
 	$(CARGO) test $(CARGO_FLAGS)
 	$(MAKE) --no-print-directory interop
+
+# The fuzz targets (src/fuzz.rs; make test runs a short pass of each) with
+# many more cases: bounded by FUZZ_CASES, a few minutes here.
+FUZZ_CASES ?= 200000
+fuzz: core
+	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test $(CARGO_FLAGS) --lib fuzz::
 
 fmt:
 	$(CARGO) fmt -p fibonacci-grpc -p fibonacci-bench

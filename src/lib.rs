@@ -46,3 +46,6 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod status;
+
+#[cfg(test)]
+mod fuzz;

@@ -147,6 +147,19 @@ impl Catalog {
     }
 }
 
+/// A request as it arrives off the wire, decoded and answered: what the
+/// fuzz targets (`crate::fuzz`) drive. `None` if it does not decode.
+#[cfg(test)]
+pub(crate) fn answer_encoded(catalog: &Catalog, request: &[u8]) -> Option<Vec<u8>> {
+    let request = ServerReflectionRequest::parse_from_bytes(request).ok()?;
+    Some(
+        catalog
+            .answer(request)
+            .write_to_bytes()
+            .expect("an answer encodes"),
+    )
+}
+
 /// The fully qualified names a file defines (every symbol, and the message
 /// types among them). Enum values are named as siblings of their enum, as
 /// protobuf scopes them (`pkg.Message.VALUE` for an enum in `pkg.Message`).

@@ -1,0 +1,178 @@
+//! Fuzz targets over what an untrusted client controls: the decoding of
+//! every request message the server accepts (Fibonacci, health,
+//! reflection) and the reflection answer built from it, and the arithmetic
+//! behind every method, for any int32 input.
+//!
+//! Property-based (proptest) rather than coverage-guided (cargo-fuzz):
+//! cargo-fuzz needs a nightly toolchain, which a fresh machine with the
+//! stable one does not have. `make test` runs a short pass; `make fuzz`
+//! runs many more cases (`FUZZ_CASES`). Any panic, abort or failed
+//! property is a failing test. The corpus is the inputs below: shapes a
+//! decoder can choke on (deep nesting, open groups, huge lengths), and the
+//! requests real tools send.
+
+use grpcio_health::proto::HealthCheckRequest;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use protobuf::Message;
+
+use crate::fibonacci::{self, IndexSum, RunningSequence};
+use crate::proto::Number;
+use crate::reflection::{self, Catalog};
+
+/// Cases per target: `FUZZ_CASES`, or a pass short enough for `make test`.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(2_000);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn catalog() -> Catalog {
+    Catalog::new(
+        &["fibonacci.Fibonacci", reflection::V1_SERVICE],
+        &[
+            crate::proto::FILE_DESCRIPTOR,
+            crate::health::HEALTH_FILE_DESCRIPTOR,
+            reflection::V1_FILE_DESCRIPTOR,
+        ],
+    )
+    .expect("the compiled descriptors parse")
+}
+
+/// A varint, for building length-delimited fields by hand.
+fn varint(mut value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// The corpus: inputs that have broken protobuf decoders, and what tools
+/// really send.
+fn corpus() -> Vec<Vec<u8>> {
+    let mut inputs = vec![
+        Vec::new(),
+        vec![0x08, 0x2e],                         // Number { value: 46 }
+        vec![0x08, 0xff, 0xff, 0xff, 0xff, 0x0f], // value: -1 as a varint
+        vec![
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ], // 11-byte varint
+        vec![0x0b; 60_000],                       // open groups, nested
+        vec![0x0c; 1_000],                        // group ends with no start
+        [vec![0x12], varint(u64::MAX)].concat(),  // a length past the input
+        [vec![0x12], varint(1 << 31)].concat(),
+        b"\x3a\x11fibonacci.Fibonacci".to_vec(), // file_containing_symbol
+        b"\x42\x00".to_vec(),                    // list_services ""
+        b"\x52\x10fibonacci.Number".to_vec(),    // all_extension_numbers_of_type
+        b"\x4a\x14\x0a\x10fibonacci.Number\x10\x01".to_vec(), // file_containing_extension
+    ];
+    // Length-delimited fields nested 10,000 deep (field 4 of a reflection
+    // request is a message, ExtensionRequest).
+    let mut nested = Vec::new();
+    for _ in 0..10_000 {
+        nested = [vec![0x22], varint(nested.len() as u64), nested].concat();
+    }
+    inputs.push(nested);
+    inputs
+}
+
+/// Decodes `bytes` as each request type the server accepts, and answers it
+/// when it is a reflection request: nothing may panic.
+fn decode_everything(catalog: &Catalog, bytes: &[u8]) {
+    let _ = Number::parse_from_bytes(bytes);
+    let _ = HealthCheckRequest::parse_from_bytes(bytes);
+    let _ = reflection::answer_encoded(catalog, bytes);
+}
+
+#[test]
+fn the_corpus_decodes_or_is_refused() {
+    let catalog = catalog();
+    for input in corpus() {
+        decode_everything(&catalog, &input);
+    }
+    // The requests tools send are answered.
+    let list = reflection::answer_encoded(&catalog, b"\x42\x00").expect("decodes");
+    assert!(list.windows(19).any(|w| w == b"fibonacci.Fibonacci"));
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn any_bytes_decode_or_are_refused(bytes in vec(any::<u8>(), 0..2048)) {
+        decode_everything(&catalog(), &bytes);
+    }
+
+    #[test]
+    fn any_corpus_input_with_bytes_changed_decodes_or_is_refused(
+        pick in any::<prop::sample::Index>(),
+        changes in vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let corpus = corpus();
+        let mut input = corpus[pick.index(corpus.len())].clone();
+        if !input.is_empty() {
+            for (at, byte) in changes {
+                let at = at.index(input.len());
+                input[at] = byte;
+            }
+        }
+        decode_everything(&catalog(), &input);
+    }
+
+    #[test]
+    fn any_reflection_name_gets_an_answer(name in ".{0,64}", query in 0u8..5) {
+        let mut request = vec![[0x32, 0x3a, 0x42, 0x52, 0x4a][usize::from(query)]];
+        let name = name.as_bytes();
+        request.extend(varint(name.len() as u64));
+        request.extend(name);
+        prop_assert!(reflection::answer_encoded(&catalog(), &request).is_some());
+    }
+
+    #[test]
+    fn any_int32_input_is_answered_or_refused(
+        index in any::<i32>(),
+        indices in vec(any::<i32>(), 0..64),
+        increments in vec(any::<i32>(), 0..64),
+    ) {
+        match fibonacci::at_index(index) {
+            Ok(value) => prop_assert!((0..=46).contains(&index) && value >= 0),
+            Err(_) => prop_assert!(!(0..=46).contains(&index)),
+        }
+        match fibonacci::sequence(index) {
+            Ok(values) => prop_assert_eq!(values.len(), usize::try_from(index).unwrap()),
+            Err(_) => prop_assert!(!(0..=46).contains(&index)),
+        }
+        let mut sum = IndexSum::default();
+        let mut wide: i64 = 0;
+        for &index in &indices {
+            if sum.add(index).is_err() {
+                break;
+            }
+            wide += i64::from(fibonacci::at_index(index).unwrap());
+            prop_assert_eq!(i64::from(sum.total()), wide);
+        }
+        let mut running = RunningSequence::default();
+        for &increment in &increments {
+            let before = running.index();
+            match running.advance(increment) {
+                Ok(values) => {
+                    prop_assert_eq!(values.len(), usize::try_from(increment).unwrap());
+                    prop_assert_eq!(running.index(), before + increment);
+                }
+                Err(_) => prop_assert_eq!(running.index(), before),
+            }
+        }
+    }
+}
