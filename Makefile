@@ -41,6 +41,7 @@ help:
 	@echo "make core         only the gRPC C core $(GRPCIO_VERSION) (cached per machine)"
 	@echo "make interop      only the interop suite (Python, Rust, grpc-js)"
 	@echo "make fuzz         the fuzz targets, FUZZ_CASES=$(FUZZ_CASES) cases each"
+	@echo "make soak         10 minutes of load with HTTP/2 abuse taking turns (SOAK_ARGS=...)"
 	@echo "make bench        the Rust server against the guide's Python server, and grpc-go once built (BENCHMARKS.md)"
 	@echo "make bench-go     build the grpc-go 1.33 peer server (Debian packages; needs root once)"
 

@@ -22,10 +22,15 @@ ifeq ($(NODE_FROM_PYPI),yes)
 INTEROP_NODE_TOOLS := $(VENV)/.node-tools
 endif
 
-.PHONY: interop
+.PHONY: interop soak
 
 interop: build $(VENV)/.interop-tools $(INTEROP_NODE)/node_modules/.npm-ci $(INTEROP_STUBS)/fibonacci_pb2_grpc.py
 	$(VENV)/bin/python -m pytest -q $(INTEROP_DIR)/tests
+
+# Ten minutes of load and abuse (interop/soak.py); not part of make test.
+SOAK_ARGS ?=
+soak: build $(VENV)/.interop-tools $(INTEROP_STUBS)/fibonacci_pb2_grpc.py
+	$(VENV)/bin/python $(INTEROP_DIR)/soak.py $(SOAK_ARGS)
 
 $(VENV)/.interop-tools: $(VENV)/.created $(INTEROP_DIR)/requirements.txt grpc-core/release.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(INTEROP_DIR)/requirements.txt
