@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1 import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 import fibonacci_pb2
@@ -116,7 +116,7 @@ def make_known_calls(address: str) -> dict:
         answers = list(reflection.ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
         assert len(answers) == 1
-        count("bidi_stream", "grpc.reflection.v1.ServerReflection", "ServerReflectionInfo", "OK", 1, 1)
+        count("bidi_stream", "grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", "OK", 1, 1)
     return counts
 
 
