@@ -11,6 +11,14 @@
 //! makes the C core allocate and free streams that never become calls.
 //! Never on a call's path, and never while calls are running, so it costs
 //! the hot path nothing.
+//!
+//! `malloc_trim` hands back free pages inside free chunks, but not the free
+//! top of a thread arena's heap: that shrinks only when it passes malloc's
+//! trim threshold, which glibc raises to twice the largest block it ever
+//! served with mmap and freed. One large header (the C core parses a
+//! client's header block whole) lifts it to megabytes, and every arena may
+//! then keep that much. [`fix_malloc_thresholds`] pins both thresholds, so
+//! what an arena keeps stays small.
 
 use std::thread;
 use std::time::Duration;
@@ -44,6 +52,31 @@ pub fn spawn_trimmer(calls: CallTracker) {
         log::warn!("cannot start the memory trimmer: {error}");
     }
 }
+
+/// Blocks from this size up are mmapped (and unmapped when freed)...
+const MMAP_THRESHOLD: usize = 256 << 10;
+/// ...and an arena's free top is handed back past this size. Both fixed,
+/// which also stops glibc from raising them as it goes.
+const TRIM_THRESHOLD: usize = 1 << 20;
+
+/// Pins glibc's mmap and trim thresholds (see the module's notes). Called
+/// once, at start-up, before the threads that allocate.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn fix_malloc_thresholds() {
+    for (parameter, value) in [
+        (libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        (libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+    ] {
+        let value = libc::c_int::try_from(value).expect("a threshold fits in an int");
+        // SAFETY: mallopt only sets glibc's own tunables.
+        if unsafe { libc::mallopt(parameter, value) } != 1 {
+            log::warn!("cannot set malloc parameter {parameter} to {value}");
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn fix_malloc_thresholds() {}
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn release_free_memory() {

@@ -222,6 +222,7 @@ pub struct ShutdownReport {
 
 /// Builds, binds and starts the server.
 pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
+    memory::fix_malloc_thresholds();
     let mut env = EnvBuilder::new().name_prefix("fibonacci-cq");
     if config.completion_queues > 0 {
         env = env.cq_count(config.completion_queues);

@@ -155,7 +155,8 @@ def test_the_server_serves_a_well_behaved_client_through(fresh_server, attack, c
     summary = (f"{attack} x{connections}: {report}; RSS baseline {baseline >> 20} MiB, "
                f"peak {peak >> 20} MiB, settled {settled >> 20} MiB; client "
                f"{len(client.latencies)} calls ({calls_during} during the attack), "
-               f"p99 {client.p99() * 1000:.1f} ms, errors {client.errors[:3]}")
+               f"p99 {client.p99() * 1000:.1f} ms, max {max(client.latencies) * 1000:.1f} ms, "
+               f"errors {client.errors[:3]}")
     record(summary)
     assert report[evidence] >= least, summary  # the attack really ran
     assert client.errors == [], summary

@@ -20,6 +20,7 @@ from conftest import (
     SERVICES,
     STEP_TIMEOUT,
     Server,
+    rust_server_argv,
 )
 
 
@@ -60,7 +61,7 @@ def ask(stub, **request) -> reflection_pb2.ServerReflectionResponse:
 
 @pytest.fixture(scope="module")
 def reflection_server():
-    server = Server([])
+    server = Server(rust_server_argv())
     try:
         yield server.require_started()
     finally:
