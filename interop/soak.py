@@ -28,7 +28,7 @@ sys.path.insert(0, str(TESTS))
 
 import grpc  # noqa: E402
 
-from conftest import Server, rust_server_argv  # noqa: E402 (the suite's harness)
+from conftest import Server, resident_bytes, rust_server_argv  # noqa: E402 (the suite's harness)
 import fibonacci_pb2  # noqa: E402
 import fibonacci_pb2_grpc  # noqa: E402
 
@@ -40,13 +40,6 @@ FLAT_BOUND = 16 * 2**20
 FIB = [0, 1]
 while len(FIB) < 47:
     FIB.append(FIB[-1] + FIB[-2])
-
-
-def resident_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 class Tally:

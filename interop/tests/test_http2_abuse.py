@@ -30,7 +30,7 @@ import pytest
 
 import fibonacci_pb2
 import fibonacci_pb2_grpc
-from conftest import STEP_TIMEOUT, record
+from conftest import STEP_TIMEOUT, record, resident_bytes
 
 ATTACKER = Path(__file__).resolve().parent / "http2_attacker.py"
 
@@ -40,13 +40,6 @@ SETTLED_BOUND = 16 * 2**20
 SETTLE_S = 10.0
 ATTACK_S = 6
 MAX_STREAMS = 5_000_000
-
-
-def resident_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 class WellBehavedClient:

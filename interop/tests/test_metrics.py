@@ -16,7 +16,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import grpc
 import pytest
@@ -26,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import fibonacci_pb2
 import fibonacci_pb2_grpc
-from conftest import STEP_TIMEOUT
+from conftest import STEP_TIMEOUT, resident_bytes
 
 # (grpc_type, grpc_service, grpc_method) of every method the server counts.
 FIBONACCI_METHODS = {
@@ -205,11 +204,9 @@ def test_metrics_count_every_call_exactly(fresh_server):
     text = wait_until_idle(url)
     assert parsed_series(text) == expected_series(counts)
 
-    pid = server.process.pid
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    rss = resident_bytes(server.process.pid)
     resident = sample_value(text, "process_resident_memory_bytes")
-    assert 0.5 < resident / (rss_kib * 1024) < 2, (resident, rss_kib)
+    assert 0.5 < resident / rss < 2, (resident, rss)
     assert sample_value(text, "process_open_fds") > 0
     assert abs(sample_value(text, "process_start_time_seconds") - time.time()) < STEP_TIMEOUT * 2
 
