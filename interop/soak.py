@@ -30,6 +30,7 @@ sys.path.insert(0, str(TESTS))
 import grpc  # noqa: E402
 
 from conftest import Server, resident_bytes, rust_server_argv  # noqa: E402 (the suite's harness)
+from expected import FIB  # noqa: E402 (F(0)..F(46), the oracle every answer is checked against)
 import fibonacci_pb2  # noqa: E402
 import fibonacci_pb2_grpc  # noqa: E402
 
@@ -37,10 +38,6 @@ ATTACKER = TESTS / "http2_attacker.py"
 ATTACKS = ["rapid-reset", "stream-flood", "continuation-flood", "hpack-bomb", "ping-flood",
            "settings-flood", "empty-data-flood", "zero-window", "never-read", "churn"]
 FLAT_BOUND = 16 * 2**20
-# F(1)..F(46), the oracle every answer is checked against.
-FIB = [0, 1]
-while len(FIB) < 47:
-    FIB.append(FIB[-1] + FIB[-2])
 
 
 class Tally:
