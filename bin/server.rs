@@ -1,189 +1,24 @@
-//! The Fibonacci gRPC server. `server --help` lists the flags.
+//! The Fibonacci gRPC server. `server --help` lists the flags
+//! (`fibonacci_grpc::server_options`).
 
-use std::fs;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use fibonacci_grpc::server::{self, Limits, ServerConfig, TlsConfig};
-use fibonacci_grpc::{logging, shutdown};
-use log::{error, info, LevelFilter};
+use fibonacci_grpc::server_options::ServerOptions;
+use fibonacci_grpc::{logging, server};
+use log::error;
 use structopt::StructOpt;
 
-/// Serves the Fibonacci gRPC service of the Python gRPC guide (AtIndex,
-/// GetSequence, SumIndicies, StreamSequence), with the standard health and
-/// reflection services. Prints "listening on HOST:PORT (...)" once it
-/// accepts calls; SIGINT or SIGTERM shut it down gracefully.
-#[derive(Debug, StructOpt)]
-// Named after the project, as the clients are: `--version` prints
-// "fibonacci-grpc 0.2.0 (gRPC C core 1.85.1)".
-#[structopt(version = fibonacci_grpc::VERSION)]
-struct Options {
-    /// Host to listen on: `[::]` is every interface, IPv6 and IPv4.
-    #[structopt(long, default_value = "[::]")]
-    host: String,
-
-    /// Port to listen on; 0 lets the system pick a free one (printed).
-    #[structopt(long, default_value = "1337")]
-    port: u16,
-
-    /// Seconds that calls in flight get to finish after SIGINT/SIGTERM
-    /// before they are cancelled.
-    #[structopt(long, default_value = "5", parse(try_from_str = parse_seconds))]
-    grace_period: Duration,
-
-    /// Share the port with other processes (SO_REUSEPORT), e.g. replicas on
-    /// one host. Off by default, so a taken port is an error.
-    #[structopt(long)]
-    reuse_port: bool,
-
-    /// PEM certificate chain: serve TLS (with --tls-key).
-    #[structopt(long, requires = "tls-key")]
-    tls_cert: Option<String>,
-
-    /// PEM private key of --tls-cert.
-    #[structopt(long, requires = "tls-cert")]
-    tls_key: Option<String>,
-
-    /// PEM CA certificate: require clients to present a certificate it
-    /// signed (mutual TLS; needs --tls-cert).
-    #[structopt(long, requires = "tls-cert")]
-    tls_client_ca: Option<String>,
-
-    /// Log level: error, warn, info, debug (one line per call) or off.
-    /// Default: RUST_LOG if it names a level, else info.
-    #[structopt(long, parse(try_from_str = logging::parse_level))]
-    log: Option<LevelFilter>,
-
-    /// Concurrent calls one connection may have open.
-    #[structopt(long, default_value = "100")]
-    max_concurrent_streams: u32,
-
-    /// Largest request message, in bytes; a larger one is refused with
-    /// RESOURCE_EXHAUSTED.
-    #[structopt(long, default_value = "65536")]
-    max_message_size: u32,
-
-    /// Seconds of quiet after which a connection is pinged.
-    #[structopt(long, default_value = "60", parse(try_from_str = parse_seconds))]
-    keepalive_time: Duration,
-
-    /// Seconds to wait for the ping's answer before closing the connection.
-    #[structopt(long, default_value = "20", parse(try_from_str = parse_seconds))]
-    keepalive_timeout: Duration,
-
-    /// Memory, in MiB, that the gRPC core may use for all connections and
-    /// calls together.
-    #[structopt(long, default_value = "512")]
-    memory_quota_mib: u32,
-
-    /// Calls that have arrived but not yet been taken up by a handler.
-    /// Past this many, new calls are refused with RESOURCE_EXHAUSTED, a
-    /// growing share of them, and all of them at three times as many.
-    #[structopt(long, default_value = "1000")]
-    max_pending_calls: u32,
-
-    /// Percent of a client's RST_STREAM frames the server answers with a
-    /// PING (0-100): a client that resets streams and never reads is
-    /// disconnected once the acknowledgements it owes pile up.
-    #[structopt(long, default_value = "1", parse(try_from_str = parse_percent))]
-    ping_on_rst_stream_percent: u32,
-
-    /// Completion queues, each polled by a thread of its own; 0 is one per
-    /// CPU.
-    #[structopt(long, default_value = "0")]
-    completion_queues: usize,
-
-    /// Serve Prometheus metrics at http://HOST:PORT/metrics (off unless
-    /// given; 0 lets the system pick a free port, printed).
-    #[structopt(long)]
-    metrics_port: Option<u16>,
-}
-
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a duration"))
-}
-
-fn parse_percent(text: &str) -> Result<u32, String> {
-    match text.parse() {
-        Ok(percent) if percent <= 100 => Ok(percent),
-        _ => Err(format!("{text:?} is not a percentage from 0 to 100")),
-    }
-}
-
 fn main() -> ExitCode {
-    let options = Options::from_args();
-    logging::init(options.log.unwrap_or_else(logging::level_from_env));
-    match run(options) {
+    let options = ServerOptions::from_args();
+    logging::init(options.log_level());
+    let served = options
+        .config()
+        .and_then(|config| server::serve(&config, options.grace_period));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             error!("{message}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn run(options: Options) -> Result<(), String> {
-    let mut signals = shutdown::listen()
-        .map_err(|error| format!("cannot install the SIGINT/SIGTERM handlers: {error}"))?;
-    let config = ServerConfig {
-        host: options.host,
-        port: options.port,
-        reuse_port: options.reuse_port,
-        tls: tls_config(&options.tls_cert, &options.tls_key, &options.tls_client_ca)?,
-        limits: Limits {
-            max_concurrent_streams: options.max_concurrent_streams,
-            max_message_size: options.max_message_size,
-            keepalive_time: options.keepalive_time,
-            keepalive_timeout: options.keepalive_timeout,
-            memory_quota_mib: options.memory_quota_mib,
-            max_pending_calls: options.max_pending_calls,
-            ping_on_rst_stream_percent: options.ping_on_rst_stream_percent,
-        },
-        completion_queues: options.completion_queues,
-        metrics_port: options.metrics_port,
-    };
-    let running = server::start(&config).map_err(|error| error.to_string())?;
-    info!(
-        "listening on {} ({}, fibonacci-grpc {}, gRPC C core {})",
-        running.address(),
-        config.security(),
-        env!("CARGO_PKG_VERSION"),
-        grpcio_sys::GRPC_CORE_RELEASE
-    );
-    // After the listening line, which scripts expect first.
-    if let Some(url) = running.metrics_url() {
-        info!("metrics at {url}");
-    }
-
-    let signal = shutdown::wait(&mut signals);
-    info!(
-        "{signal}: shutting down, grace period {:?}",
-        options.grace_period
-    );
-    let report = running.shutdown(options.grace_period);
-    info!(
-        "stopped: {} calls drained, {} cancelled",
-        report.drained, report.cancelled
-    );
-    Ok(())
-}
-
-fn tls_config(
-    cert: &Option<String>,
-    key: &Option<String>,
-    client_ca: &Option<String>,
-) -> Result<Option<TlsConfig>, String> {
-    let (Some(cert), Some(key)) = (cert, key) else {
-        return Ok(None);
-    };
-    let read =
-        |path: &String| fs::read(path).map_err(|error| format!("cannot read {path}: {error}"));
-    Ok(Some(TlsConfig {
-        cert_chain: read(cert)?,
-        private_key: read(key)?,
-        client_ca: client_ca.as_ref().map(read).transpose()?,
-    }))
 }

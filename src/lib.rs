@@ -9,6 +9,8 @@
 //!   [`inbound`]: the receive limit, applied as requests are decoded.
 //! - [`calls`]: the count of calls in flight and the per-call log line;
 //!   [`memory`]: hands freed heap back to the system when calls are over.
+//! - [`server_options`]: the server's command line and the configuration
+//!   it describes;
 //! - [`server`]: start-up (services, TLS, limits, bind) and graceful
 //!   shutdown; [`shutdown`]: the signals that trigger it.
 //! - [`health`]: the standard health service; [`reflection`]: the
@@ -43,6 +45,7 @@ pub mod metrics;
 pub mod proto;
 pub mod reflection;
 pub mod server;
+pub mod server_options;
 pub mod service;
 pub mod shutdown;
 pub mod status;

@@ -28,6 +28,7 @@ use crate::memory;
 use crate::metrics::{Metrics, MetricsEndpoint};
 use crate::reflection;
 use crate::service::{create_service, FibonacciService};
+use crate::shutdown;
 
 /// The service name health reports on, besides "" (the whole server).
 pub const FIBONACCI_SERVICE: &str = "fibonacci.Fibonacci";
@@ -392,4 +393,35 @@ impl RunningServer {
             cancelled,
         }
     }
+}
+
+/// Serves as `config` says until SIGINT or SIGTERM, then shuts down with
+/// `grace_period` for the calls in flight, logging each step: the
+/// `listening on` line (and `metrics at`), the signal, what was drained
+/// and cancelled. What `bin/server.rs` runs.
+pub fn serve(config: &ServerConfig, grace_period: Duration) -> Result<(), String> {
+    let mut signals = shutdown::listen()
+        .map_err(|error| format!("cannot install the SIGINT/SIGTERM handlers: {error}"))?;
+    let running = start(config).map_err(|error| error.to_string())?;
+    log::info!(
+        "listening on {} ({}, fibonacci-grpc {}, gRPC C core {})",
+        running.address(),
+        config.security(),
+        env!("CARGO_PKG_VERSION"),
+        grpcio_sys::GRPC_CORE_RELEASE
+    );
+    // After the listening line, which scripts expect first.
+    if let Some(url) = running.metrics_url() {
+        log::info!("metrics at {url}");
+    }
+
+    let signal = shutdown::wait(&mut signals);
+    log::info!("{signal}: shutting down, grace period {grace_period:?}");
+    let report = running.shutdown(grace_period);
+    log::info!(
+        "stopped: {} calls drained, {} cancelled",
+        report.drained,
+        report.cancelled
+    );
+    Ok(())
 }
