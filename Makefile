@@ -76,8 +76,8 @@ test: core
 	$(MAKE) --no-print-directory interop
 
 # The fuzz targets (src/fuzz.rs; make test runs a short pass of each) with
-# many more cases: bounded by FUZZ_CASES (20,000 each: about 2 minutes).
-FUZZ_CASES ?= 20000
+# many more cases: bounded by FUZZ_CASES (5 million each: about 1.5 minutes).
+FUZZ_CASES ?= 5000000
 fuzz: core
 	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test $(CARGO_FLAGS) --lib fuzz::
 

@@ -54,10 +54,12 @@ pub fn spawn_trimmer(calls: CallTracker) {
 }
 
 /// Blocks from this size up are mmapped (and unmapped when freed)...
-const MMAP_THRESHOLD: usize = 256 << 10;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: libc::c_int = 256 << 10;
 /// ...and an arena's free top is handed back past this size. Both fixed,
 /// which also stops glibc from raising them as it goes.
-const TRIM_THRESHOLD: usize = 1 << 20;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_THRESHOLD: libc::c_int = 1 << 20;
 
 /// Pins glibc's mmap and trim thresholds (see the module's notes). Called
 /// once, at start-up, before the threads that allocate.
@@ -67,7 +69,6 @@ pub fn fix_malloc_thresholds() {
         (libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
         (libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD),
     ] {
-        let value = libc::c_int::try_from(value).expect("a threshold fits in an int");
         // SAFETY: mallopt only sets glibc's own tunables.
         if unsafe { libc::mallopt(parameter, value) } != 1 {
             log::warn!("cannot set malloc parameter {parameter} to {value}");

@@ -71,6 +71,10 @@ const METHOD_LABELS: [&str; 3] = ["grpc_type", "grpc_service", "grpc_method"];
 
 impl Metrics {
     pub fn new() -> Metrics {
+        // The `expect`s below run once, at start-up, on names and labels
+        // that are constants here and valid Prometheus identifiers; they can
+        // fail only if one of these constants is edited into an invalid one,
+        // which every test that starts a server would show at once.
         let counter = |name: &str, help: &str, labels: &[&str]| {
             IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric name")
         };
@@ -121,6 +125,8 @@ impl Metrics {
             Box::new(metrics.in_flight.clone()),
             Box::new(ProcessCollector::for_self()),
         ];
+        // Each collector is registered once, into a registry of its own,
+        // under distinct names: registering cannot fail.
         for collector in collectors {
             metrics
                 .registry
@@ -310,6 +316,8 @@ fn answer(request: tiny_http::Request, metrics: &Metrics) {
         (_, "/metrics") => (405, "text/plain", "only GET\n".to_string()),
         _ => (404, "text/plain", "metrics are at /metrics\n".to_string()),
     };
+    // Cannot fail: both are constant ASCII without control characters (and
+    // this runs on the metrics thread, not a gRPC one).
     let header =
         tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
     let response = tiny_http::Response::from_string(body)
