@@ -153,8 +153,8 @@ pub fn create_service(health: HealthStatus, metrics: &Metrics) -> Service {
         MethodType::ServerStreaming,
         WATCH_METHOD,
     );
-    let check_metrics = metrics.method(CHECK_METHOD, MethodType::Unary);
-    let watch_metrics = metrics.method(WATCH_METHOD, MethodType::ServerStreaming);
+    let check_metrics = metrics.method(&check);
+    let watch_metrics = metrics.method(&watch);
     let watched = health.clone();
     ServiceBuilder::new()
         .add_unary_handler(&check, move |ctx, request, sink| {

@@ -13,12 +13,12 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use grpcio::{MethodType, RpcStatusCode};
+use grpcio::{Method, MethodType, RpcStatusCode};
 use log::warn;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
@@ -136,9 +136,14 @@ impl Metrics {
         metrics
     }
 
-    /// The counters of one method, e.g. `/fibonacci.Fibonacci/AtIndex`,
-    /// created at 0 with every status code.
-    pub fn method(&self, path: &str, method_type: MethodType) -> Arc<MethodMetrics> {
+    /// The counters of `method`, labelled with its path (e.g.
+    /// `/fibonacci.Fibonacci/AtIndex`) and type, created at 0 with every
+    /// status code.
+    pub fn method<Req, Resp>(&self, method: &Method<Req, Resp>) -> Arc<MethodMetrics> {
+        self.counters(method.name, method.ty)
+    }
+
+    fn counters(&self, path: &str, method_type: MethodType) -> Arc<MethodMetrics> {
         let (service, method) = split_path(path);
         let labels = [type_label(method_type), service, method];
         let handled = CODE_LABELS.map(|code| {
@@ -263,17 +268,17 @@ impl Drop for MeteredCall {
 
 /// The HTTP endpoint serving `GET /metrics`. Dropping it stops it.
 pub struct MetricsEndpoint {
-    address: SocketAddr,
+    url: String,
     http: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl MetricsEndpoint {
-    /// Binds `address` (`host:port`; port 0 picks a free one) and serves
-    /// `metrics` from a thread of its own.
-    pub fn start(address: &str, metrics: Arc<Metrics>) -> io::Result<MetricsEndpoint> {
-        let listener = TcpListener::bind(address)?;
-        let address = listener.local_addr()?;
+    /// Binds `host` (an IPv6 literal in brackets) and `port` (0 picks a
+    /// free one) and serves `metrics` from a thread of its own.
+    pub fn start(host: &str, port: u16, metrics: Arc<Metrics>) -> io::Result<MetricsEndpoint> {
+        let listener = TcpListener::bind(format!("{host}:{port}"))?;
+        let url = format!("http://{host}:{}/metrics", listener.local_addr()?.port());
         let http = tiny_http::Server::from_listener(listener, None)
             .map_err(|error| io::Error::other(error.to_string()))?;
         let http = Arc::new(http);
@@ -286,15 +291,16 @@ impl MetricsEndpoint {
                 }
             })?;
         Ok(MetricsEndpoint {
-            address,
+            url,
             http,
             thread: Some(thread),
         })
     }
 
-    /// The address bound, with the port the system picked if 0 was asked.
-    pub fn address(&self) -> SocketAddr {
-        self.address
+    /// `http://HOST:PORT/metrics`, with the port the system picked if 0 was
+    /// asked.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -356,7 +362,7 @@ mod tests {
     #[test]
     fn a_call_is_counted_with_its_messages_code_and_duration() {
         let metrics = Metrics::new();
-        let method = metrics.method(
+        let method = metrics.counters(
             "/fibonacci.Fibonacci/GetSequence",
             MethodType::ServerStreaming,
         );

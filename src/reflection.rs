@@ -287,7 +287,7 @@ pub fn services(catalog: Catalog, metrics: &Metrics) -> [Service; 2] {
         let method = inbound::method(MethodType::Duplex, path);
         let handler = ReflectionService {
             catalog: Arc::clone(&catalog),
-            metrics: metrics.method(path, MethodType::Duplex),
+            metrics: metrics.method(&method),
         };
         ServiceBuilder::new()
             .add_duplex_streaming_handler(&method, move |ctx, requests, sink| {

@@ -27,7 +27,7 @@ use crate::inbound;
 use crate::memory;
 use crate::metrics::{Metrics, MetricsEndpoint};
 use crate::reflection;
-use crate::service::{create_service, FibonacciService};
+use crate::service::create_service;
 use crate::shutdown;
 
 /// The service name health reports on, besides "" (the whole server).
@@ -282,10 +282,7 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
 
     let mut server = ServerBuilder::new(env)
         .channel_args(args)
-        .register_service(create_service(FibonacciService::new(
-            calls.clone(),
-            &metrics,
-        )))
+        .register_service(create_service(calls.clone(), &metrics))
         .register_service(health::create_service(health.clone(), &metrics))
         .register_service(reflection_v1)
         .register_service(reflection_v1alpha)
@@ -315,11 +312,12 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
     let metrics = match config.metrics_port {
         None => None,
         Some(metrics_port) => {
-            let address = format!("{host}:{metrics_port}");
             let endpoint =
-                MetricsEndpoint::start(&address, metrics).map_err(|reason| StartError::Bind {
-                    address,
-                    reason: Some(reason),
+                MetricsEndpoint::start(&host, metrics_port, metrics).map_err(|reason| {
+                    StartError::Bind {
+                        address: format!("{host}:{metrics_port}"),
+                        reason: Some(reason),
+                    }
                 })?;
             Some(endpoint)
         }
@@ -345,17 +343,8 @@ impl RunningServer {
 
     /// The metrics endpoint's URL, `http://HOST:PORT/metrics`, if it serves
     /// one.
-    pub fn metrics_url(&self) -> Option<String> {
-        let endpoint = self.metrics.as_ref()?;
-        let port = endpoint.address().port();
-        Some(format!("http://{}:{port}/metrics", self.address_host()))
-    }
-
-    /// The host part of [`address`](RunningServer::address).
-    fn address_host(&self) -> &str {
-        self.address
-            .rsplit_once(':')
-            .map_or(self.address.as_str(), |(host, _)| host)
+    pub fn metrics_url(&self) -> Option<&str> {
+        self.metrics.as_ref().map(MetricsEndpoint::url)
     }
 
     /// Turns health to NOT_SERVING, so load balancers and probes stop

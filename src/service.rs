@@ -24,7 +24,7 @@ use crate::proto::{self, Number};
 /// The servicer. Each call's state lives in its future; the service keeps
 /// count of the calls in flight and the metrics of each method.
 #[derive(Clone, Debug)]
-pub struct FibonacciService {
+struct FibonacciService {
     calls: CallTracker,
     at_index: Arc<MethodMetrics>,
     get_sequence: Arc<MethodMetrics>,
@@ -37,26 +37,22 @@ const GET_SEQUENCE: &str = "/fibonacci.Fibonacci/GetSequence";
 const SUM_INDICIES: &str = "/fibonacci.Fibonacci/SumIndicies";
 const STREAM_SEQUENCE: &str = "/fibonacci.Fibonacci/StreamSequence";
 
-impl FibonacciService {
-    pub fn new(calls: CallTracker, metrics: &Metrics) -> Self {
-        FibonacciService {
-            calls,
-            at_index: metrics.method(AT_INDEX, MethodType::Unary),
-            get_sequence: metrics.method(GET_SEQUENCE, MethodType::ServerStreaming),
-            sum_indicies: metrics.method(SUM_INDICIES, MethodType::ClientStreaming),
-            stream_sequence: metrics.method(STREAM_SEQUENCE, MethodType::Duplex),
-        }
-    }
-}
-
 /// The `fibonacci.Fibonacci` service for a grpcio server, with its
-/// requests decoded under the receive limit (see `crate::inbound`) and its
-/// replies encoded by `proto::encode_number`.
-pub fn create_service(service: FibonacciService) -> Service {
+/// requests decoded under the receive limit (see `crate::inbound`), its
+/// replies encoded by `proto::encode_number`, its calls counted by `calls`
+/// and in `metrics`.
+pub fn create_service(calls: CallTracker, metrics: &Metrics) -> Service {
     let at_index = method(MethodType::Unary, AT_INDEX);
     let get_sequence = method(MethodType::ServerStreaming, GET_SEQUENCE);
     let sum_indicies = method(MethodType::ClientStreaming, SUM_INDICIES);
     let stream_sequence = method(MethodType::Duplex, STREAM_SEQUENCE);
+    let service = FibonacciService {
+        calls,
+        at_index: metrics.method(&at_index),
+        get_sequence: metrics.method(&get_sequence),
+        sum_indicies: metrics.method(&sum_indicies),
+        stream_sequence: metrics.method(&stream_sequence),
+    };
     let (unary, server_stream, client_stream, duplex) =
         (service.clone(), service.clone(), service.clone(), service);
     ServiceBuilder::new()

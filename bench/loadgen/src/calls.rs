@@ -227,7 +227,10 @@ pub struct Target {
 }
 
 impl Target {
-    /// The clients (one per channel) and the environment that runs them.
+    /// The clients, each on a connection of its own, and the environment
+    /// that runs them. Each channel gets a local subchannel pool, so
+    /// grpcio does not share one TCP connection between channels with the
+    /// same arguments.
     pub fn connect(&self) -> Result<(Arc<Environment>, Vec<FibonacciClient>), String> {
         let env = Arc::new(
             EnvBuilder::new()
@@ -235,30 +238,21 @@ impl Target {
                 .name_prefix("bench-cq")
                 .build(),
         );
-        let clients = connect(&env, &self.address, self.channels)?;
+        let mut clients = Vec::with_capacity(self.channels);
+        for _ in 0..self.channels {
+            let channel = ChannelBuilder::new(Arc::clone(&env))
+                .use_local_subchannel_pool(true)
+                .connect(&self.address);
+            if !futures_executor::block_on(channel.wait_for_connected(Duration::from_secs(10))) {
+                return Err(format!(
+                    "cannot reach {} (no connection within 10s)",
+                    self.address
+                ));
+            }
+            clients.push(FibonacciClient::new(channel));
+        }
         Ok((env, clients))
     }
-}
-
-/// `count` clients, each on a connection of its own: a local subchannel
-/// pool per channel, so grpcio does not share one TCP connection between
-/// channels with the same arguments.
-fn connect(
-    env: &Arc<Environment>,
-    address: &str,
-    count: usize,
-) -> Result<Vec<FibonacciClient>, String> {
-    let mut clients = Vec::with_capacity(count);
-    for _ in 0..count.max(1) {
-        let channel = ChannelBuilder::new(Arc::clone(env))
-            .use_local_subchannel_pool(true)
-            .connect(address);
-        if !futures_executor::block_on(channel.wait_for_connected(Duration::from_secs(10))) {
-            return Err(format!("cannot reach {address} (no connection within 10s)"));
-        }
-        clients.push(FibonacciClient::new(channel));
-    }
-    Ok(clients)
 }
 
 #[cfg(test)]
