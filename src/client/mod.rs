@@ -1,8 +1,10 @@
 //! What the four client binaries share, a module per job: the command line
-//! ([`options`]), connecting ([`connect`]), the replies of a streaming call
+//! ([`options`]), connecting ([`connect`], with the retry policy), the replies of a streaming call
 //! in order ([`replies`]), the guide's prompt-and-read loop ([`terminal`]),
 //! and turning every failure into one line on stderr and an exit code
-//! ([`error`], [`run`]).
+//! ([`error`], [`run`]). [`checked`] makes one call of each of the guide's
+//! request shapes and checks every value: for the load generator and the
+//! fault tests.
 //!
 //! Each binary in `bin/` parses its command line into [`ClientOptions`]
 //! and hands [`run`] its call: [`run`] connects, gives the call a
@@ -13,6 +15,7 @@ use std::fs::File;
 use std::io;
 use std::process::ExitCode;
 
+pub mod checked;
 pub mod connect;
 pub mod error;
 pub mod options;
