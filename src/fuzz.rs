@@ -13,12 +13,12 @@
 
 use std::sync::OnceLock;
 
-use grpcio_health::proto::HealthCheckRequest;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use protobuf::Message;
 
 use crate::fibonacci::{self, IndexSum, RunningSequence};
+use crate::health::HealthCheckRequest;
 use crate::proto::Number;
 use crate::reflection::{self, Catalog};
 
