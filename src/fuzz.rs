@@ -121,6 +121,18 @@ fn the_corpus_decodes_or_is_refused() {
     assert!(list.windows(19).any(|w| w == b"fibonacci.Fibonacci"));
 }
 
+#[test]
+fn groups_nested_past_the_recursion_limit_are_refused() {
+    // protobuf 3 skips an unknown group by recursion, one level per group
+    // nested in it. Before 3.7.2 that recursion had no bound
+    // (RUSTSEC-2024-0437); now a deep nest is a decoding error, not a
+    // stack overflow.
+    let nested = [vec![0x0b; 60_000], vec![0x0c; 60_000]].concat();
+    assert!(Number::parse_from_bytes(&nested).is_err());
+    assert!(HealthCheckRequest::parse_from_bytes(&nested).is_err());
+    assert!(reflection::answer_encoded(catalog(), &nested).is_none());
+}
+
 proptest! {
     #![proptest_config(config())]
 
