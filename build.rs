@@ -1,23 +1,26 @@
 //! Passes the gRPC C core's release on to the crate (`GRPC_CORE_RELEASE`),
 //! and generates Rust code from the `.proto` files in `proto/` into `OUT_DIR`,
-//! with no `protoc` on the machine: for each file, the messages and the
-//! grpcio client and service stubs, in `<name>_generated.rs`, plus its
-//! serialized `FileDescriptorProto` in `<name>_descriptor.bin` (for server
-//! reflection: the same parse as the code, so the two cannot drift).
+//! with no `protoc` on the machine: for each file, its messages (protobuf 3)
+//! in `<name>_generated.rs`, plus its serialized `FileDescriptorProto` in
+//! `<name>_descriptor.bin` (for server reflection).
 //!
-//! protobuf-codegen-pure 2.x would parse a file but drop its `service`
-//! block, leaving no stubs. protobuf-parse 3.x's pure parser keeps services;
-//! its descriptors have the same wire format as protobuf 2.x's, so they are
-//! serialized and re-read as 2.x descriptors, which feed protobuf-codegen 2.x
-//! (messages) and grpcio-compiler 0.13 (stubs).
+//! Both come from protobuf-parse's pure Rust parser: protobuf-codegen runs
+//! it for the messages, and build.rs runs it for the descriptor, on the same
+//! file with the same include path. The generated code embeds its
+//! descriptor too, and unit tests check the two are the same bytes, so the
+//! schema reflection serves cannot drift from the code.
+//!
+//! No grpcio stubs are generated (grpcio-compiler works only with protobuf
+//! 2): the Fibonacci methods and their client are typed by hand in
+//! `src/proto.rs`, and unit tests check every hand-typed method path
+//! against the descriptors written here.
 
 use std::error::Error;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use protobuf::descriptor::FileDescriptorSet;
 use protobuf::Message as _;
-use protobuf3::Message as _;
+use protobuf_codegen::{Codegen, Customize};
 
 const PROTO_DIR: &str = "proto";
 
@@ -25,7 +28,6 @@ const PROTO_DIR: &str = "proto";
 const PROTOS: &[(&str, &str)] = &[
     ("fibonacci.proto", "fibonacci"),
     ("grpc/reflection/v1/reflection.proto", "reflection_v1"),
-    // Only its descriptor is used (the service is grpcio-health's).
     ("grpc/health/v1/health.proto", "health_v1"),
 ];
 
@@ -46,40 +48,47 @@ fn generate(proto: &str, name: &str, out_dir: &Path) -> Result<(), Box<dyn Error
     let proto_path = Path::new(PROTO_DIR).join(proto);
     println!("cargo:rerun-if-changed={}", proto_path.display());
 
-    let descriptor_bytes = protobuf_parse::Parser::new()
+    // Each file's code in a directory of its own, so every `.rs` in it is
+    // this file's (no mod.rs: the wrapping below stands for it).
+    let code_dir = out_dir.join(name);
+    fs::create_dir_all(&code_dir)?;
+    Codegen::new()
         .pure()
         .include(PROTO_DIR)
         .input(&proto_path)
-        .file_descriptor_set()?
-        .write_to_bytes()?;
-    let descriptors = FileDescriptorSet::parse_from_bytes(&descriptor_bytes)?;
-    let files = descriptors.get_file();
-    let to_generate = [proto.to_string()];
-
-    let messages = protobuf_codegen::gen(files, &to_generate, &Default::default());
-    let services = grpcio_compiler::codegen::gen(files, &to_generate);
-    if services.is_empty() {
-        return Err(format!("{proto}: no service was generated").into());
-    }
+        .customize(Customize::default().gen_mod_rs(false))
+        .out_dir(&code_dir)
+        .run()?;
 
     // The generated files open with inner attributes (`#![allow(..)]`), which
     // `include!` rejects at item level but a module body accepts, so each is
-    // wrapped in a `pub mod` named after the file (the stubs refer to the
-    // messages as `super::<file>::`). The generators' idioms draw lints from
-    // newer compilers; they are theirs, not ours to fix.
+    // wrapped in a `pub mod` named after the file. The generator's idioms
+    // draw lints from newer compilers; they are its, not ours to fix.
     let mut wrapped = String::new();
-    for generated in messages.iter().chain(&services) {
-        let module = generated.name.trim_end_matches(".rs");
-        let body = std::str::from_utf8(&generated.content)?;
+    for entry in fs::read_dir(&code_dir)? {
+        let path = entry?.path();
+        let Some(module) = path.file_stem().and_then(|stem| stem.to_str()) else {
+            continue;
+        };
+        let body = fs::read_to_string(&path)?;
         wrapped.push_str(&format!(
-            "#[allow(warnings)]\npub mod {module} {{\n{body}\n}}\n"
+            "#[allow(warnings, clippy::all)]\npub mod {module} {{\n{body}\n}}\n"
         ));
+    }
+    if wrapped.is_empty() {
+        return Err(format!("{proto}: no code was generated").into());
     }
     fs::write(out_dir.join(format!("{name}_generated.rs")), wrapped)?;
 
-    let file = files
+    let descriptors = protobuf_parse::Parser::new()
+        .pure()
+        .include(PROTO_DIR)
+        .input(&proto_path)
+        .file_descriptor_set()?;
+    let file = descriptors
+        .file
         .iter()
-        .find(|file| file.get_name() == proto)
+        .find(|file| file.name() == proto)
         .ok_or_else(|| format!("{proto}: not among the parsed files"))?;
     fs::write(
         out_dir.join(format!("{name}_descriptor.bin")),

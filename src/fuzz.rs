@@ -13,12 +13,12 @@
 
 use std::sync::OnceLock;
 
-use grpcio_health::proto::HealthCheckRequest;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use protobuf::Message;
 
 use crate::fibonacci::{self, IndexSum, RunningSequence};
+use crate::health::HealthCheckRequest;
 use crate::proto::Number;
 use crate::reflection::{self, Catalog};
 
@@ -119,6 +119,18 @@ fn the_corpus_decodes_or_is_refused() {
     // and its answer names the service.
     let list = reflection::answer_encoded(catalog(), b"\x3a\x00").unwrap_or_default();
     assert!(list.windows(19).any(|w| w == b"fibonacci.Fibonacci"));
+}
+
+#[test]
+fn groups_nested_past_the_recursion_limit_are_refused() {
+    // protobuf 3 skips an unknown group by recursion, one level per group
+    // nested in it. Before 3.7.2 that recursion had no bound
+    // (RUSTSEC-2024-0437); now a deep nest is a decoding error, not a
+    // stack overflow.
+    let nested = [vec![0x0b; 60_000], vec![0x0c; 60_000]].concat();
+    assert!(Number::parse_from_bytes(&nested).is_err());
+    assert!(HealthCheckRequest::parse_from_bytes(&nested).is_err());
+    assert!(reflection::answer_encoded(catalog(), &nested).is_none());
 }
 
 proptest! {

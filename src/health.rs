@@ -2,11 +2,11 @@
 //! with a service's serving status (NOT_FOUND for a service it does not
 //! know), `Watch` streams it: the status now, then each change.
 //!
-//! The messages are grpcio-health's; the service is written here, not
-//! taken from grpcio-health, because grpcio has no server interceptors:
-//! a handler counts its own call for the metrics (`crate::metrics`), and
-//! grpcio-health's handlers spawn their replies where nothing else can see
-//! how a call ended.
+//! The messages are generated from `proto/grpc/health/v1/health.proto` by
+//! `build.rs`; the service is written here, not taken from grpcio-health,
+//! because grpcio has no server interceptors: a handler counts its own
+//! call for the metrics (`crate::metrics`), and grpcio-health's handlers
+//! spawn their replies where nothing else can see how a call ended.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -19,8 +19,14 @@ use grpcio::{
     MethodType, RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, Service, ServiceBuilder,
     UnarySink, WriteFlags,
 };
-use grpcio_health::proto::{HealthCheckRequest, HealthCheckResponse};
-pub use grpcio_health::ServingStatus;
+
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/health_v1_generated.rs"));
+}
+
+pub use generated::health::health_check_response::ServingStatus;
+pub(crate) use generated::health::HealthCheckRequest;
+use generated::health::HealthCheckResponse;
 
 use crate::inbound::{self, Bounded};
 use crate::metrics::{MeteredCall, Metrics};
@@ -29,7 +35,8 @@ pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 const CHECK_METHOD: &str = "/grpc.health.v1.Health/Check";
 const WATCH_METHOD: &str = "/grpc.health.v1.Health/Watch";
 
-/// `grpc/health/v1/health.proto` as `build.rs` parsed it, for reflection.
+/// `grpc/health/v1/health.proto` as `build.rs` parsed it for the
+/// generated messages, for reflection.
 pub(crate) const HEALTH_FILE_DESCRIPTOR: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/health_v1_descriptor.bin"));
 
@@ -84,10 +91,10 @@ impl HealthStatus {
         let mut statuses = self.lock();
         statuses.shut_down = true;
         for status in statuses.by_service.values_mut() {
-            *status = ServingStatus::NotServing;
+            *status = ServingStatus::NOT_SERVING;
         }
         for watcher in statuses.watchers.values() {
-            let _ = watcher.updates.unbounded_send(ServingStatus::NotServing);
+            let _ = watcher.updates.unbounded_send(ServingStatus::NOT_SERVING);
         }
     }
 
@@ -103,7 +110,7 @@ impl HealthStatus {
             .by_service
             .get(&service)
             .copied()
-            .unwrap_or(ServingStatus::ServiceUnknown);
+            .unwrap_or(ServingStatus::SERVICE_UNKNOWN);
         let (updates, received) = mpsc::unbounded();
         let _ = updates.unbounded_send(now);
         let id = statuses.next_watcher;
@@ -139,9 +146,10 @@ impl Drop for Subscription {
 }
 
 fn response(status: ServingStatus) -> HealthCheckResponse {
-    let mut response = HealthCheckResponse::new();
-    response.set_status(status);
-    response
+    HealthCheckResponse {
+        status: status.into(),
+        ..HealthCheckResponse::default()
+    }
 }
 
 /// The health service for a grpcio server, its requests decoded under the
@@ -177,7 +185,7 @@ async fn check_call(
     let status = match request {
         Ok(request) => {
             call.received();
-            match health.status(request.get_service()) {
+            match health.status(&request.service) {
                 Some(status) => Ok(response(status)),
                 None => Err(RpcStatus::with_message(
                     RpcStatusCode::NOT_FOUND,
@@ -240,19 +248,19 @@ mod tests {
     #[test]
     fn a_watcher_sees_the_status_now_then_each_change_then_not_serving() {
         let health = HealthStatus::default();
-        health.set_serving_status("a", ServingStatus::Serving);
+        health.set_serving_status("a", ServingStatus::SERVING);
         let mut watching_a = health.watch("a".to_string());
         let mut watching_b = health.watch("b".to_string());
-        health.set_serving_status("b", ServingStatus::Serving);
+        health.set_serving_status("b", ServingStatus::SERVING);
         health.shutdown();
-        health.set_serving_status("a", ServingStatus::Serving); // ignored
+        health.set_serving_status("a", ServingStatus::SERVING); // ignored
         let next = |stream: &mut Subscription| block_on(stream.next());
-        assert_eq!(next(&mut watching_a), Some(ServingStatus::Serving));
-        assert_eq!(next(&mut watching_a), Some(ServingStatus::NotServing));
-        assert_eq!(next(&mut watching_b), Some(ServingStatus::ServiceUnknown));
-        assert_eq!(next(&mut watching_b), Some(ServingStatus::Serving));
-        assert_eq!(next(&mut watching_b), Some(ServingStatus::NotServing));
-        assert_eq!(health.status("a"), Some(ServingStatus::NotServing));
+        assert_eq!(next(&mut watching_a), Some(ServingStatus::SERVING));
+        assert_eq!(next(&mut watching_a), Some(ServingStatus::NOT_SERVING));
+        assert_eq!(next(&mut watching_b), Some(ServingStatus::SERVICE_UNKNOWN));
+        assert_eq!(next(&mut watching_b), Some(ServingStatus::SERVING));
+        assert_eq!(next(&mut watching_b), Some(ServingStatus::NOT_SERVING));
+        assert_eq!(health.status("a"), Some(ServingStatus::NOT_SERVING));
         assert_eq!(health.status("c"), None);
     }
 
@@ -262,6 +270,16 @@ mod tests {
             crate::proto::method_paths(HEALTH_FILE_DESCRIPTOR),
             [CHECK_METHOD, WATCH_METHOD]
         );
+    }
+
+    #[test]
+    fn the_descriptor_served_is_the_one_compiled_in() {
+        use protobuf::Message as _;
+        let compiled = generated::health::file_descriptor()
+            .proto()
+            .write_to_bytes()
+            .unwrap();
+        assert_eq!(HEALTH_FILE_DESCRIPTOR, compiled);
     }
 
     #[test]

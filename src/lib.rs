@@ -19,8 +19,8 @@
 //! - [`logging`]: the logger, for the server's lines and the C core's.
 //! - [`client`]: what the four client binaries share: connecting,
 //!   prompting, reading lines, reporting errors.
-//! - [`proto`]: the message and stubs generated from
-//!   `proto/fibonacci.proto` at build time.
+//! - [`proto`]: what `proto/fibonacci.proto` defines: its message
+//!   (generated at build time), its four methods and the client on them.
 //!
 //! The binaries in `bin/` only parse their arguments and call into these.
 

@@ -7,8 +7,8 @@
 //! two protocols have the same messages and wire format, so one handler
 //! built on the v1 messages answers both; v1alpha only needs its own method
 //! path. The descriptors served are the ones `build.rs` made from `proto/`
-//! (and grpcio-health's own), so the schema a tool sees is the one compiled
-//! in.
+//! for the generated messages, so the schema a tool sees is the one
+//! compiled in.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use grpcio::{
     WriteFlags,
 };
 use protobuf::descriptor::{DescriptorProto, EnumDescriptorProto, FileDescriptorProto};
-use protobuf::Message;
+use protobuf::{Message, MessageField};
 
 use crate::inbound::{self, Bounded};
 use crate::metrics::{MethodMetrics, Metrics};
@@ -28,10 +28,10 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/reflection_v1_generated.rs"));
 }
 
+use generated::reflection::server_reflection_request::Message_request as Query;
 use generated::reflection::{
     ErrorResponse, ExtensionNumberResponse, FileDescriptorResponse, ListServiceResponse,
-    ServerReflectionRequest, ServerReflectionRequest_oneof_message_request as Query,
-    ServerReflectionResponse, ServiceResponse,
+    ServerReflectionRequest, ServerReflectionResponse, ServiceResponse,
 };
 
 pub const V1_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
@@ -68,20 +68,20 @@ struct CatalogFile {
 impl Catalog {
     /// A catalog of `services` (fully qualified names) and the serialized
     /// `FileDescriptorProto`s that define them.
-    pub fn new(services: &[&str], files: &[&[u8]]) -> protobuf::ProtobufResult<Catalog> {
+    pub fn new(services: &[&str], files: &[&[u8]]) -> protobuf::Result<Catalog> {
         let files = files
             .iter()
             .map(|encoded| {
                 let file = FileDescriptorProto::parse_from_bytes(encoded)?;
                 let (symbols, messages) = symbols_of(&file);
                 Ok(CatalogFile {
-                    name: file.get_name().to_string(),
+                    name: file.name().to_string(),
                     encoded: encoded.to_vec(),
                     symbols,
                     messages,
                 })
             })
-            .collect::<protobuf::ProtobufResult<_>>()?;
+            .collect::<protobuf::Result<_>>()?;
         Ok(Catalog {
             services: services.iter().map(|s| s.to_string()).collect(),
             files,
@@ -92,22 +92,22 @@ impl Catalog {
     fn answer(&self, request: ServerReflectionRequest) -> ServerReflectionResponse {
         let mut response = ServerReflectionResponse::new();
         match &request.message_request {
-            Some(Query::list_services(_)) => {
+            Some(Query::ListServices(_)) => {
                 let mut list = ListServiceResponse::new();
                 for name in &self.services {
                     let mut service = ServiceResponse::new();
-                    service.set_name(name.clone());
-                    list.mut_service().push(service);
+                    service.name.clone_from(name);
+                    list.service.push(service);
                 }
                 response.set_list_services_response(list);
             }
-            Some(Query::file_by_filename(name)) => {
+            Some(Query::FileByFilename(name)) => {
                 match self.files.iter().find(|file| &file.name == name) {
                     Some(file) => response.set_file_descriptor_response(descriptor_response(file)),
                     None => response.set_error_response(not_found(format!("no file {name:?}"))),
                 }
             }
-            Some(Query::file_containing_symbol(symbol)) => {
+            Some(Query::FileContainingSymbol(symbol)) => {
                 match self
                     .files
                     .iter()
@@ -118,19 +118,16 @@ impl Catalog {
                 }
             }
             // No file here declares extensions.
-            Some(Query::file_containing_extension(request)) => {
-                response.set_error_response(not_found(format!(
-                    "no extension of {:?}",
-                    request.get_containing_type()
-                )))
-            }
+            Some(Query::FileContainingExtension(request)) => response.set_error_response(
+                not_found(format!("no extension of {:?}", request.containing_type)),
+            ),
             // A known message has no extensions: an empty list, as grpc-go,
             // C++, Java and Python answer (grpcurl asks this of every type it
             // resolves, and gives up on an error).
-            Some(Query::all_extension_numbers_of_type(name)) => {
+            Some(Query::AllExtensionNumbersOfType(name)) => {
                 if self.files.iter().any(|file| file.messages.contains(name)) {
                     let mut numbers = ExtensionNumberResponse::new();
-                    numbers.set_base_type_name(name.clone());
+                    numbers.base_type_name.clone_from(name);
                     response.set_all_extension_numbers_response(numbers);
                 } else {
                     response.set_error_response(not_found(format!("no message type {name:?}")))
@@ -141,8 +138,8 @@ impl Catalog {
                 "the request names no query".to_string(),
             )),
         }
-        response.set_valid_host(request.get_host().to_string());
-        response.set_original_request(request);
+        response.valid_host.clone_from(&request.host);
+        response.original_request = MessageField::some(request);
         response
     }
 }
@@ -172,9 +169,9 @@ fn symbols_of(file: &FileDescriptorProto) -> (HashSet<String>, HashSet<String>) 
         }
     }
     fn add_enum(scope: &str, enumeration: &EnumDescriptorProto, symbols: &mut HashSet<String>) {
-        symbols.insert(qualify(scope, enumeration.get_name()));
-        for value in enumeration.get_value() {
-            symbols.insert(qualify(scope, value.get_name()));
+        symbols.insert(qualify(scope, enumeration.name()));
+        for value in &enumeration.value {
+            symbols.insert(qualify(scope, value.name()));
         }
     }
     fn add_message(
@@ -183,33 +180,33 @@ fn symbols_of(file: &FileDescriptorProto) -> (HashSet<String>, HashSet<String>) 
         symbols: &mut HashSet<String>,
         messages: &mut HashSet<String>,
     ) {
-        let name = qualify(scope, message.get_name());
-        for nested in message.get_nested_type() {
+        let name = qualify(scope, message.name());
+        for nested in &message.nested_type {
             add_message(&name, nested, symbols, messages);
         }
-        for nested in message.get_enum_type() {
+        for nested in &message.enum_type {
             add_enum(&name, nested, symbols);
         }
-        for field in message.get_field() {
-            symbols.insert(qualify(&name, field.get_name()));
+        for field in &message.field {
+            symbols.insert(qualify(&name, field.name()));
         }
         symbols.insert(name.clone());
         messages.insert(name);
     }
 
-    let package = file.get_package();
+    let package = file.package();
     let mut symbols = HashSet::new();
     let mut messages = HashSet::new();
-    for message in file.get_message_type() {
+    for message in &file.message_type {
         add_message(package, message, &mut symbols, &mut messages);
     }
-    for enumeration in file.get_enum_type() {
+    for enumeration in &file.enum_type {
         add_enum(package, enumeration, &mut symbols);
     }
-    for service in file.get_service() {
-        let name = qualify(package, service.get_name());
-        for method in service.get_method() {
-            symbols.insert(qualify(&name, method.get_name()));
+    for service in &file.service {
+        let name = qualify(package, service.name());
+        for method in &service.method {
+            symbols.insert(qualify(&name, method.name()));
         }
         symbols.insert(name);
     }
@@ -219,9 +216,7 @@ fn symbols_of(file: &FileDescriptorProto) -> (HashSet<String>, HashSet<String>) 
 fn descriptor_response(file: &CatalogFile) -> FileDescriptorResponse {
     let mut response = FileDescriptorResponse::new();
     // Files here import nothing, so no dependencies need to go along.
-    response
-        .mut_file_descriptor_proto()
-        .push(file.encoded.clone());
+    response.file_descriptor_proto.push(file.encoded.clone());
     response
 }
 
@@ -230,10 +225,11 @@ fn not_found(message: String) -> ErrorResponse {
 }
 
 fn error_response(code: RpcStatusCode, message: String) -> ErrorResponse {
-    let mut error = ErrorResponse::new();
-    error.set_error_code(code.into());
-    error.set_error_message(message);
-    error
+    ErrorResponse {
+        error_code: code.into(),
+        error_message: message,
+        ..ErrorResponse::default()
+    }
 }
 
 /// The reflection handler: one answer per request, in order.
@@ -322,13 +318,22 @@ mod tests {
     }
 
     #[test]
+    fn the_descriptor_served_is_the_one_compiled_in() {
+        let compiled = generated::reflection::file_descriptor()
+            .proto()
+            .write_to_bytes()
+            .unwrap();
+        assert_eq!(V1_FILE_DESCRIPTOR, compiled);
+    }
+
+    #[test]
     fn lists_services() {
-        let response = ask(Query::list_services(String::new()));
+        let response = ask(Query::ListServices(String::new()));
         let names: Vec<_> = response
-            .get_list_services_response()
-            .get_service()
+            .list_services_response()
+            .service
             .iter()
-            .map(|s| s.get_name())
+            .map(|s| s.name.as_str())
             .collect();
         assert_eq!(names, ["fibonacci.Fibonacci"]);
     }
@@ -341,17 +346,15 @@ mod tests {
             "fibonacci.Number.value",
             "fibonacci.Fibonacci.SumIndicies",
         ] {
-            let response = ask(Query::file_containing_symbol(symbol.to_string()));
-            let files = response
-                .get_file_descriptor_response()
-                .get_file_descriptor_proto();
-            assert_eq!(files, [crate::proto::FILE_DESCRIPTOR.to_vec()], "{symbol}");
+            let response = ask(Query::FileContainingSymbol(symbol.to_string()));
+            let files = &response.file_descriptor_response().file_descriptor_proto;
+            assert_eq!(files, &[crate::proto::FILE_DESCRIPTOR.to_vec()], "{symbol}");
         }
-        let response = ask(Query::file_by_filename("fibonacci.proto".to_string()));
+        let response = ask(Query::FileByFilename("fibonacci.proto".to_string()));
         assert_eq!(
             response
-                .get_file_descriptor_response()
-                .get_file_descriptor_proto()
+                .file_descriptor_response()
+                .file_descriptor_proto
                 .len(),
             1
         );
@@ -359,21 +362,19 @@ mod tests {
 
     #[test]
     fn a_known_message_has_an_empty_list_of_extension_numbers() {
-        let response = ask(Query::all_extension_numbers_of_type(
+        let response = ask(Query::AllExtensionNumbersOfType(
             "fibonacci.Number".to_string(),
         ));
         assert!(!response.has_error_response(), "{response:?}");
-        let numbers = response.get_all_extension_numbers_response();
-        assert_eq!(numbers.get_base_type_name(), "fibonacci.Number");
-        assert_eq!(numbers.get_extension_number(), &[] as &[i32]);
+        let numbers = response.all_extension_numbers_response();
+        assert_eq!(numbers.base_type_name, "fibonacci.Number");
+        assert_eq!(numbers.extension_number, &[] as &[i32]);
 
         for not_a_message in ["fibonacci.Nothing", "fibonacci.Fibonacci"] {
-            let response = ask(Query::all_extension_numbers_of_type(
-                not_a_message.to_string(),
-            ));
-            assert_eq!(response.get_error_response().get_error_code(), 5);
+            let response = ask(Query::AllExtensionNumbersOfType(not_a_message.to_string()));
+            assert_eq!(response.error_response().error_code, 5);
             assert_eq!(
-                response.get_error_response().get_error_message(),
+                response.error_response().error_message,
                 format!("no message type {not_a_message:?}")
             );
         }
@@ -393,15 +394,13 @@ mod tests {
 
     #[test]
     fn unknown_names_are_not_found() {
-        let response = ask(Query::file_containing_symbol(
-            "fibonacci.Nothing".to_string(),
-        ));
-        assert_eq!(response.get_error_response().get_error_code(), 5);
+        let response = ask(Query::FileContainingSymbol("fibonacci.Nothing".to_string()));
+        assert_eq!(response.error_response().error_code, 5);
         assert_eq!(
-            response.get_error_response().get_error_message(),
+            response.error_response().error_message,
             "no symbol \"fibonacci.Nothing\""
         );
-        let response = ask(Query::file_by_filename("nothing.proto".to_string()));
-        assert_eq!(response.get_error_response().get_error_code(), 5);
+        let response = ask(Query::FileByFilename("nothing.proto".to_string()));
+        assert_eq!(response.error_response().error_code, 5);
     }
 }

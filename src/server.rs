@@ -324,8 +324,8 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
     };
     server.start();
     memory::spawn_trimmer(calls.clone());
-    health.set_serving_status("", ServingStatus::Serving);
-    health.set_serving_status(FIBONACCI_SERVICE, ServingStatus::Serving);
+    health.set_serving_status("", ServingStatus::SERVING);
+    health.set_serving_status(FIBONACCI_SERVICE, ServingStatus::SERVING);
     Ok(RunningServer {
         server,
         address: format!("{host}:{port}"),

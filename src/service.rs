@@ -9,8 +9,8 @@
 
 use futures::prelude::*;
 use grpcio::{
-    ClientStreamingSink, DuplexSink, Method, MethodType, RequestStream, RpcContext, RpcStatus,
-    RpcStatusCode, ServerStreamingSink, Service, ServiceBuilder, UnarySink, WriteFlags,
+    ClientStreamingSink, DuplexSink, Method, RequestStream, RpcContext, RpcStatus, RpcStatusCode,
+    ServerStreamingSink, Service, ServiceBuilder, UnarySink, WriteFlags,
 };
 
 use std::sync::Arc;
@@ -32,20 +32,15 @@ struct FibonacciService {
     stream_sequence: Arc<MethodMetrics>,
 }
 
-const AT_INDEX: &str = "/fibonacci.Fibonacci/AtIndex";
-const GET_SEQUENCE: &str = "/fibonacci.Fibonacci/GetSequence";
-const SUM_INDICIES: &str = "/fibonacci.Fibonacci/SumIndicies";
-const STREAM_SEQUENCE: &str = "/fibonacci.Fibonacci/StreamSequence";
-
 /// The `fibonacci.Fibonacci` service for a grpcio server, with its
 /// requests decoded under the receive limit (see `crate::inbound`), its
 /// replies encoded by `proto::encode_number`, its calls counted by `calls`
 /// and in `metrics`.
 pub fn create_service(calls: CallTracker, metrics: &Metrics) -> Service {
-    let at_index = method(MethodType::Unary, AT_INDEX);
-    let get_sequence = method(MethodType::ServerStreaming, GET_SEQUENCE);
-    let sum_indicies = method(MethodType::ClientStreaming, SUM_INDICIES);
-    let stream_sequence = method(MethodType::Duplex, STREAM_SEQUENCE);
+    let at_index = bounded(&proto::AT_INDEX);
+    let get_sequence = bounded(&proto::GET_SEQUENCE);
+    let sum_indicies = bounded(&proto::SUM_INDICIES);
+    let stream_sequence = bounded(&proto::STREAM_SEQUENCE);
     let service = FibonacciService {
         calls,
         at_index: metrics.method(&at_index),
@@ -71,12 +66,12 @@ pub fn create_service(calls: CallTracker, metrics: &Metrics) -> Service {
         .build()
 }
 
-/// A Fibonacci method: requests under the receive limit, replies encoded
-/// by hand (`proto::encode_number`).
-fn method(ty: MethodType, name: &'static str) -> Method<Bounded<Number>, Number> {
-    let mut method = inbound::method(ty, name);
-    method.resp_mar.ser = proto::encode_number;
-    method
+/// A Fibonacci method as the server takes it: requests under the receive
+/// limit, replies encoded by hand (`proto::encode_number`).
+fn bounded(method: &Method<Number, Number>) -> Method<Bounded<Number>, Number> {
+    let mut bounded = inbound::method(method.ty, method.name);
+    bounded.resp_mar.ser = proto::encode_number;
+    bounded
 }
 
 impl FibonacciService {
@@ -311,17 +306,4 @@ async fn finish<T, S: CallSink<T>>(call: CallRecord, sink: S, result: Result<T, 
 async fn refuse<T>(sink: impl CallSink<T>, status: RpcStatus) -> grpcio::Result<RpcStatusCode> {
     let code = status.code();
     sink.refuse(status).await.map(|()| code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn method_paths_are_the_compiled_protos() {
-        assert_eq!(
-            proto::method_paths(proto::FILE_DESCRIPTOR),
-            [AT_INDEX, GET_SEQUENCE, SUM_INDICIES, STREAM_SEQUENCE]
-        );
-    }
 }
