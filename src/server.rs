@@ -254,6 +254,15 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
             c"grpc.http2.ping_on_rst_stream_percent".into(),
             clamp(limits.ping_on_rst_stream_percent),
         )
+        // No ping strikes. Past its strikes, every further PING on a
+        // connection makes the core close it, but while a write is stuck
+        // (a client that never reads) the close waits, and each PING grows
+        // the pending close's error message by one more copy of itself:
+        // quadratic work that kept the core's few worker threads busy and
+        // stalled every other client (README, "Hard to break"). Without
+        // strikes a PING costs one acknowledgement, and a client that never
+        // reads them is paused by the core's bound on pending ones.
+        .raw_cfg_int(c"grpc.http2.max_ping_strikes".into(), 0)
         .set_resource_quota(
             ResourceQuota::new(Some("fibonacci-server"))
                 .resize_memory(limits.memory_quota_mib as usize * 1024 * 1024),
