@@ -21,6 +21,7 @@ use protobuf3::Message as _;
 
 const PROTO_DIR: &str = "proto";
 
+// guide:start protos
 /// (path under proto/, name of the generated files)
 const PROTOS: &[(&str, &str)] = &[
     ("fibonacci.proto", "fibonacci"),
@@ -28,6 +29,7 @@ const PROTOS: &[(&str, &str)] = &[
     // Only its descriptor is used (the service is grpcio-health's).
     ("grpc/health/v1/health.proto", "health_v1"),
 ];
+// guide:end protos
 
 fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed=build.rs");

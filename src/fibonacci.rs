@@ -14,6 +14,7 @@ pub const MAX_INDEX: i32 = 46;
 
 const TABLE_LEN: usize = MAX_INDEX as usize + 1;
 
+// guide:start table
 /// F(0)..=F(46). An overflow here would be a compile error, so the table
 /// proves that F(46) fits in an `i32`.
 static FIBONACCI: [i32; TABLE_LEN] = fibonacci_table();
@@ -28,6 +29,7 @@ const fn fibonacci_table() -> [i32; TABLE_LEN] {
     }
     table
 }
+// guide:end table
 
 /// Why a request cannot be answered within int32.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +104,7 @@ impl fmt::Display for FibonacciError {
 impl std::error::Error for FibonacciError {}
 
 /// F(`index`), for 0 <= `index` <= [`MAX_INDEX`].
+// guide:start at_index
 pub fn at_index(index: i32) -> Result<i32, FibonacciError> {
     match usize::try_from(index) {
         Err(_) => Err(FibonacciError::NegativeIndex(index)),
@@ -111,6 +114,7 @@ pub fn at_index(index: i32) -> Result<i32, FibonacciError> {
             .ok_or(FibonacciError::IndexPastMax(index)),
     }
 }
+// guide:end at_index
 
 /// F(1)..=F(`count`), the first `count` numbers of the sequence as the guide
 /// numbers them (it starts at 1, not 0).
