@@ -70,10 +70,12 @@ run-clients: build
 	  $(BIN)/$$client $(ADDRESS) || exit $$?; \
 	done
 
-# Unit and integration tests first (fast, Rust only), then the interop
-# suite against the guide's Python programs and grpc-js.
+# Unit and integration tests and doctests first (fast, Rust only), the
+# documentation with any rustdoc warning an error, then the interop suite
+# against the guide's Python programs and grpc-js (GUIDE.md's check too).
 test: core
 	$(CARGO) test $(CARGO_FLAGS)
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc $(CARGO_FLAGS) --no-deps
 	$(MAKE) --no-print-directory interop
 
 # GUIDE.md after a code change: the excerpts from their marked regions in

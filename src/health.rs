@@ -25,6 +25,7 @@ pub use grpcio_health::ServingStatus;
 use crate::inbound::{self, Bounded};
 use crate::metrics::{MeteredCall, Metrics};
 
+/// The health service's name, as clients ask for it.
 pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 const CHECK_METHOD: &str = "/grpc.health.v1.Health/Check";
 const WATCH_METHOD: &str = "/grpc.health.v1.Health/Watch";

@@ -23,6 +23,11 @@
 //!   `proto/fibonacci.proto` at build time.
 //!
 //! The binaries in `bin/` only parse their arguments and call into these.
+//!
+//! `GUIDE.md`, at the top of the repository, walks through the service as
+//! the Python guide does, one kind of call at a time, with this code.
+
+#![warn(missing_docs)]
 
 /// What every binary's `--version` prints after the project's name: its
 /// version and the gRPC C core release it runs on, e.g. `0.2.0 (gRPC C
