@@ -166,23 +166,27 @@ def rewrite(text: str, render: Callable[[Block], str]) -> str:
     return "".join(out) + text[last:]
 
 
+def diff(block: Block, expected: str, source: str) -> str:
+    """What is wrong with `block` if its body should be `expected`
+    (from `source`): a unified diff, empty if nothing is."""
+    return "".join(difflib.unified_diff(
+        block.body.splitlines(keepends=True), expected.splitlines(keepends=True),
+        f"GUIDE.md ({block.label})", source))
+
+
+def excerpt_problem(block: Block) -> str:
+    """What is wrong with an excerpt block, empty if nothing is."""
+    try:
+        expected = render_excerpt(*block.args)
+    except GuideError as error:
+        return str(error)
+    return diff(block, expected, f"{block.args[0]} (region {block.args[1]})")
+
+
 def stale_excerpts(text: str) -> List[str]:
-    """A diff for each excerpt that differs from its source region."""
-    problems = []
-    for block in blocks(text):
-        if block.kind != "excerpt":
-            continue
-        try:
-            expected = render_excerpt(*block.args)
-        except GuideError as error:
-            problems.append(str(error))
-            continue
-        if block.body != expected:
-            diff = difflib.unified_diff(
-                block.body.splitlines(keepends=True), expected.splitlines(keepends=True),
-                f"GUIDE.md ({block.label})", f"{block.args[0]} (region {block.args[1]})")
-            problems.append("".join(diff))
-    return problems
+    """What is wrong with each excerpt that is not its source region."""
+    problems = (excerpt_problem(block) for block in blocks(text) if block.kind == "excerpt")
+    return [problem for problem in problems if problem]
 
 
 def update_excerpts(text: str) -> str:

@@ -44,9 +44,9 @@ MARKED_SOURCES = ["build.rs", "src/**/*.rs", "bin/*.rs", "proto/**/*.proto"]
 
 @pytest.mark.parametrize("block", EXCERPTS, ids=lambda block: " ".join(block.args))
 def test_excerpt_is_its_source_region(block):
-    expected = guide.render_excerpt(*block.args)
-    assert block.body == expected, (
-        f"GUIDE.md's {block.label} is not the code in {block.args[0]}: run `make guide`")
+    problem = guide.excerpt_problem(block)
+    if problem:
+        pytest.fail(f"GUIDE.md's {block.label} is not the code (run `make guide`):\n{problem}")
 
 
 def test_every_marked_region_is_shown():
@@ -69,7 +69,8 @@ def test_a_changed_source_line_makes_its_excerpt_stale(tmp_path, monkeypatch):
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_text((REPO / path).read_text())
     monkeypatch.setattr(guide, "REPO", tmp_path)
-    assert guide.stale_excerpts(TEXT) == []
+    text = guide.update_excerpts(TEXT)  # current whatever GUIDE.md's state
+    assert guide.stale_excerpts(text) == []
 
     handler = tmp_path / "src" / "service.rs"
     source = handler.read_text()
@@ -77,7 +78,7 @@ def test_a_changed_source_line_makes_its_excerpt_stale(tmp_path, monkeypatch):
                              "ctx.spawn(finish(call, sink, reply)); // changed", 1)
     assert changed != source, "the line this test changes has moved: pick another"
     handler.write_text(changed)
-    problems = guide.stale_excerpts(TEXT)
+    problems = guide.stale_excerpts(text)
     assert len(problems) == 1 and "src/service.rs (region at_index)" in problems[0], problems
     assert "+    ctx.spawn(finish(call, sink, reply)); // changed" in problems[0], problems[0]
 
@@ -102,5 +103,7 @@ def test_session_is_what_the_binaries_print(index, block, servers):
         guide.GUIDE.write_text(guide.rewrite(
             text, lambda each: expected if next(position) == index else None))
         return
-    assert block.body == expected, (
-        f"GUIDE.md's {block.label} is not what the binaries print: run `make guide`")
+    problem = guide.diff(block, expected, "what the binaries print")
+    if problem:
+        pytest.fail(f"GUIDE.md's {block.label} is not what the binaries print "
+                    f"(run `make guide`):\n{problem}")
