@@ -29,7 +29,7 @@ export PATH  := $(VENV)/bin:$(PATH)
 # to it through this variable.
 export GRPCIO_VERSION := $(word 1,$(shell grep -v '^\#' grpc-core/release.txt))
 
-.PHONY: help core build run-server run-clients test fuzz fmt
+.PHONY: help core build run-server run-clients test guide fuzz fmt
 
 include interop/interop.mk
 include bench/bench.mk
@@ -37,7 +37,8 @@ include bench/bench.mk
 help:
 	@echo "make run-server   build and serve on [::]:1337 (SERVER_ARGS=... for flags)"
 	@echo "make run-clients  run the guide's four clients against ADDRESS=$(ADDRESS)"
-	@echo "make test         every check: unit, integration, interop"
+	@echo "make test         every check: unit, integration, doctests, interop, GUIDE.md"
+	@echo "make guide        refresh GUIDE.md: its excerpts from the code, its sessions from the binaries"
 	@echo "make core         only the gRPC C core $(GRPCIO_VERSION) (cached per machine)"
 	@echo "make interop      only the interop suite (Python, Rust, grpc-js)"
 	@echo "make fuzz         the fuzz targets, FUZZ_CASES=$(FUZZ_CASES) cases each"
@@ -69,11 +70,21 @@ run-clients: build
 	  $(BIN)/$$client $(ADDRESS) || exit $$?; \
 	done
 
-# Unit and integration tests first (fast, Rust only), then the interop
-# suite against the guide's Python programs and grpc-js.
+# Unit and integration tests and doctests first (fast, Rust only), the
+# documentation with any rustdoc warning an error, then the interop suite
+# against the guide's Python programs and grpc-js (GUIDE.md's check too).
 test: core
 	$(CARGO) test $(CARGO_FLAGS)
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc $(CARGO_FLAGS) --no-deps
 	$(MAKE) --no-print-directory interop
+
+# GUIDE.md after a code change: the excerpts from their marked regions in
+# the sources (interop/guide.py), then the terminal sessions from the real
+# binaries (interop/tests/test_guide.py in update mode). make test checks
+# both without writing.
+guide: build $(VENV)/.interop-tools
+	$(VENV)/bin/python interop/guide.py --update
+	GUIDE_UPDATE=1 $(VENV)/bin/python -m pytest -q interop/tests/test_guide.py
 
 # The fuzz targets (src/fuzz.rs; make test runs a short pass of each) with
 # many more cases: bounded by FUZZ_CASES (5 million each: about 1.5 minutes).

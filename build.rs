@@ -24,12 +24,14 @@ use protobuf_codegen::{Codegen, Customize};
 
 const PROTO_DIR: &str = "proto";
 
+// guide:start protos
 /// (path under proto/, name of the generated files)
 const PROTOS: &[(&str, &str)] = &[
     ("fibonacci.proto", "fibonacci"),
     ("grpc/reflection/v1/reflection.proto", "reflection_v1"),
     ("grpc/health/v1/health.proto", "health_v1"),
 ];
+// guide:end protos
 
 fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed=build.rs");

@@ -11,6 +11,7 @@ use futures_executor::block_on;
 use grpcio::{ClientDuplexReceiver, WriteFlags};
 use structopt::StructOpt;
 
+// guide:start main
 fn main() -> ExitCode {
     client::run(ClientOptions::from_args(), |session| {
         let (mut requests, replies) = session.client.stream_sequence()?;
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
         Ok(())
     })
 }
+// guide:end main
 
 /// The status of a call the server has ended, skipping replies it had sent
 /// before (they answered requests the server then refused to go on with).

@@ -10,6 +10,7 @@ use futures_executor::block_on;
 use grpcio::WriteFlags;
 use structopt::StructOpt;
 
+// guide:start main
 fn main() -> ExitCode {
     client::run(ClientOptions::from_args(), |session| {
         let (mut requests, reply) = session.client.sum_indicies()?;
@@ -34,3 +35,4 @@ fn main() -> ExitCode {
         Ok(())
     })
 }
+// guide:end main

@@ -7,6 +7,7 @@ use fibonacci_grpc::client::{self, ClientOptions, Replies};
 use fibonacci_grpc::proto::Number;
 use structopt::StructOpt;
 
+// guide:start main
 fn main() -> ExitCode {
     client::run(ClientOptions::from_args(), |session| {
         let count = session.terminal.ask_index("enter an index integer: ")?;
@@ -21,3 +22,4 @@ fn main() -> ExitCode {
         Ok(())
     })
 }
+// guide:end main

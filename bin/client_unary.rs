@@ -6,6 +6,7 @@ use fibonacci_grpc::client::{self, ClientOptions};
 use fibonacci_grpc::proto::Number;
 use structopt::StructOpt;
 
+// guide:start main
 fn main() -> ExitCode {
     client::run(ClientOptions::from_args(), |session| {
         let index = session.terminal.ask_index("enter an index integer: ")?;
@@ -16,3 +17,4 @@ fn main() -> ExitCode {
         Ok(())
     })
 }
+// guide:end main

@@ -8,6 +8,7 @@ use fibonacci_grpc::{logging, server};
 use log::error;
 use structopt::StructOpt;
 
+// guide:start main
 fn main() -> ExitCode {
     let options = ServerOptions::from_args();
     logging::init(options.log_level());
@@ -22,3 +23,4 @@ fn main() -> ExitCode {
         }
     }
 }
+// guide:end main

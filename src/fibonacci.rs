@@ -6,14 +6,42 @@
 //! operation checks its input against that limit and says exactly what was
 //! wrong; nothing here panics, whatever `i32` it is given. This module knows
 //! nothing about gRPC: `crate::status` turns its errors into statuses.
+//!
+//! The guide's four methods, in the guide's numbering (F(1) = F(2) = 1):
+//!
+//! ```
+//! use fibonacci_grpc::fibonacci::{self, IndexSum, RunningSequence};
+//!
+//! assert_eq!(fibonacci::at_index(7), Ok(13)); // AtIndex(7)
+//! assert_eq!(fibonacci::sequence(7), Ok(&[1, 1, 2, 3, 5, 8, 13][..])); // GetSequence(7)
+//!
+//! let mut sum = IndexSum::default(); // SumIndicies(7, 5)
+//! sum.add(7)?;
+//! sum.add(5)?;
+//! assert_eq!(sum.total(), 18);
+//!
+//! let mut running = RunningSequence::default(); // StreamSequence(4, 2, 1)
+//! assert_eq!(running.advance(4)?, [1, 1, 2, 3]);
+//! assert_eq!(running.advance(2)?, [5, 8]);
+//! assert_eq!(running.advance(1)?, [13]);
+//! # Ok::<(), fibonacci_grpc::fibonacci::FibonacciError>(())
+//! ```
 
 use std::fmt;
 
 /// The largest index whose Fibonacci number fits in an `i32`.
+///
+/// ```
+/// use fibonacci_grpc::fibonacci::{at_index, MAX_INDEX};
+///
+/// assert_eq!(at_index(MAX_INDEX), Ok(1_836_311_903));
+/// assert!(at_index(MAX_INDEX + 1).is_err()); // F(47) = 2,971,215,073 > i32::MAX
+/// ```
 pub const MAX_INDEX: i32 = 46;
 
 const TABLE_LEN: usize = MAX_INDEX as usize + 1;
 
+// guide:start table
 /// F(0)..=F(46). An overflow here would be a compile error, so the table
 /// proves that F(46) fits in an `i32`.
 static FIBONACCI: [i32; TABLE_LEN] = fibonacci_table();
@@ -28,8 +56,21 @@ const fn fibonacci_table() -> [i32; TABLE_LEN] {
     }
     table
 }
+// guide:end table
 
-/// Why a request cannot be answered within int32.
+/// Why a request cannot be answered within int32. Its `Display` is the
+/// message the client receives with the status.
+///
+/// ```
+/// use fibonacci_grpc::fibonacci::{at_index, FibonacciError};
+///
+/// let error = at_index(47).unwrap_err();
+/// assert_eq!(error, FibonacciError::IndexPastMax(47));
+/// assert_eq!(
+///     error.to_string(),
+///     "index 47 is past 46, the largest index whose Fibonacci number fits in an int32"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FibonacciError {
     /// An index below 0 (AtIndex, SumIndicies).
@@ -44,15 +85,35 @@ pub enum FibonacciError {
     NegativeIncrement(i32),
     /// A StreamSequence increment that would carry the running index past
     /// [`MAX_INDEX`].
-    IncrementPastMax { increment: i32, running_index: i32 },
+    IncrementPastMax {
+        /// The increment asked for.
+        increment: i32,
+        /// The index of the last number sent before it.
+        running_index: i32,
+    },
     /// A SumIndicies total that would exceed `i32::MAX` once F(`index`) =
     /// `value` is added to it.
-    SumOverflow { index: i32, value: i32, total: i32 },
+    SumOverflow {
+        /// The index whose number did not fit.
+        index: i32,
+        /// F(`index`).
+        value: i32,
+        /// The sum before it, which stays the total.
+        total: i32,
+    },
 }
 
 impl FibonacciError {
     /// True when the input itself is malformed (negative), false when it is
-    /// well-formed but its answer does not fit in an int32.
+    /// well-formed but its answer does not fit in an int32: the line
+    /// between `INVALID_ARGUMENT` and `OUT_OF_RANGE`.
+    ///
+    /// ```
+    /// use fibonacci_grpc::fibonacci::at_index;
+    ///
+    /// assert!(at_index(-1).unwrap_err().is_invalid_argument());
+    /// assert!(!at_index(47).unwrap_err().is_invalid_argument());
+    /// ```
     pub fn is_invalid_argument(&self) -> bool {
         matches!(
             self,
@@ -102,6 +163,16 @@ impl fmt::Display for FibonacciError {
 impl std::error::Error for FibonacciError {}
 
 /// F(`index`), for 0 <= `index` <= [`MAX_INDEX`].
+///
+/// ```
+/// use fibonacci_grpc::fibonacci::{at_index, FibonacciError};
+///
+/// assert_eq!(at_index(0), Ok(0));
+/// assert_eq!(at_index(7), Ok(13));
+/// assert_eq!(at_index(-1), Err(FibonacciError::NegativeIndex(-1)));
+/// assert_eq!(at_index(47), Err(FibonacciError::IndexPastMax(47)));
+/// ```
+// guide:start at_index
 pub fn at_index(index: i32) -> Result<i32, FibonacciError> {
     match usize::try_from(index) {
         Err(_) => Err(FibonacciError::NegativeIndex(index)),
@@ -111,9 +182,22 @@ pub fn at_index(index: i32) -> Result<i32, FibonacciError> {
             .ok_or(FibonacciError::IndexPastMax(index)),
     }
 }
+// guide:end at_index
 
 /// F(1)..=F(`count`), the first `count` numbers of the sequence as the guide
 /// numbers them (it starts at 1, not 0).
+///
+/// A count past [`MAX_INDEX`] is refused whole, so the server never sends
+/// part of a sequence and then an error.
+///
+/// ```
+/// use fibonacci_grpc::fibonacci::{sequence, FibonacciError};
+///
+/// assert_eq!(sequence(0), Ok(&[][..]));
+/// assert_eq!(sequence(7), Ok(&[1, 1, 2, 3, 5, 8, 13][..]));
+/// assert_eq!(sequence(46).map(<[i32]>::len), Ok(46));
+/// assert_eq!(sequence(47), Err(FibonacciError::CountPastMax(47)));
+/// ```
 pub fn sequence(count: i32) -> Result<&'static [i32], FibonacciError> {
     match usize::try_from(count) {
         Err(_) => Err(FibonacciError::NegativeCount(count)),
@@ -124,6 +208,21 @@ pub fn sequence(count: i32) -> Result<&'static [i32], FibonacciError> {
 }
 
 /// A running total of F(index) over a stream of indices (SumIndicies).
+///
+/// ```
+/// use fibonacci_grpc::fibonacci::{FibonacciError, IndexSum};
+///
+/// let mut sum = IndexSum::default();
+/// sum.add(46)?;
+/// assert_eq!(sum.total(), 1_836_311_903);
+/// // A second F(46) would pass i32::MAX: refused, and the total stays.
+/// assert_eq!(
+///     sum.add(46),
+///     Err(FibonacciError::SumOverflow { index: 46, value: 1_836_311_903, total: 1_836_311_903 })
+/// );
+/// assert_eq!(sum.total(), 1_836_311_903);
+/// # Ok::<(), FibonacciError>(())
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct IndexSum {
     total: i32,
@@ -144,12 +243,28 @@ impl IndexSum {
         Ok(())
     }
 
+    /// The sum so far: 0 before any index.
     pub fn total(&self) -> i32 {
         self.total
     }
 }
 
 /// The state of one StreamSequence call: the index of the last number sent.
+///
+/// ```
+/// use fibonacci_grpc::fibonacci::{FibonacciError, RunningSequence};
+///
+/// let mut running = RunningSequence::default();
+/// assert_eq!(running.advance(44)?.len(), 44);
+/// // 44 + 3 would pass 46: nothing of the 3 is handed out.
+/// assert_eq!(
+///     running.advance(3),
+///     Err(FibonacciError::IncrementPastMax { increment: 3, running_index: 44 })
+/// );
+/// assert_eq!(running.advance(2)?, [1_134_903_170, 1_836_311_903]);
+/// assert_eq!(running.index(), 46);
+/// # Ok::<(), FibonacciError>(())
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct RunningSequence {
     index: i32,
@@ -174,6 +289,7 @@ impl RunningSequence {
         Ok(values)
     }
 
+    /// The index of the last number handed out: 0 before any.
     pub fn index(&self) -> i32 {
         self.index
     }

@@ -31,6 +31,7 @@ use generated::health::HealthCheckResponse;
 use crate::inbound::{self, Bounded};
 use crate::metrics::{MeteredCall, Metrics};
 
+/// The health service's name, as clients ask for it.
 pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 const CHECK_METHOD: &str = "/grpc.health.v1.Health/Check";
 const WATCH_METHOD: &str = "/grpc.health.v1.Health/Watch";

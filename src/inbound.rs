@@ -58,6 +58,8 @@ impl From<TooLarge> for RpcStatus {
 /// one server per process sets it, at start-up (`server::start`).
 static RECEIVE_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 
+/// Sets the receive limit (`--max-message-size`) for every request decoded
+/// from now on.
 pub fn set_receive_limit(bytes: usize) {
     RECEIVE_LIMIT.store(bytes, Ordering::Relaxed);
 }

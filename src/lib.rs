@@ -23,6 +23,11 @@
 //!   (generated at build time), its four methods and the client on them.
 //!
 //! The binaries in `bin/` only parse their arguments and call into these.
+//!
+//! `GUIDE.md`, at the top of the repository, walks through the service as
+//! the Python guide does, one kind of call at a time, with this code.
+
+#![warn(missing_docs)]
 
 /// What every binary's `--version` prints after the project's name: its
 /// version and the gRPC C core release it runs on, e.g. `0.2.0 (gRPC C
@@ -42,6 +47,9 @@ pub mod inbound;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+// Generated from the protos (build.rs), whose code has no doc comments to
+// give; the module's own items are documented all the same.
+#[allow(missing_docs)]
 pub mod proto;
 pub mod reflection;
 pub mod server;

@@ -76,6 +76,7 @@ pub fn fix_malloc_thresholds() {
     }
 }
 
+/// Nothing to fix outside glibc.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn fix_malloc_thresholds() {}
 

@@ -70,6 +70,8 @@ impl fmt::Debug for Metrics {
 const METHOD_LABELS: [&str; 3] = ["grpc_type", "grpc_service", "grpc_method"];
 
 impl Metrics {
+    /// The metrics, registered; [`Metrics::method`] adds each method's
+    /// series.
     pub fn new() -> Metrics {
         // The `expect`s below run once, at start-up, on names and labels
         // that are constants here and valid Prometheus identifiers; they can

@@ -34,7 +34,10 @@ use generated::reflection::{
     ServerReflectionRequest, ServerReflectionResponse, ServiceResponse,
 };
 
+/// The reflection service's name, version 1.
 pub const V1_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
+/// Its name in version 1alpha, which older clients (grpcurl first tries v1)
+/// still ask for.
 pub const V1ALPHA_SERVICE: &str = "grpc.reflection.v1alpha.ServerReflection";
 const V1_METHOD: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 const V1ALPHA_METHOD: &str = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";

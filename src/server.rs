@@ -47,6 +47,7 @@ pub struct ServerConfig {
     pub reuse_port: bool,
     /// TLS, if any; plaintext otherwise.
     pub tls: Option<TlsConfig>,
+    /// What one client, and all of them together, may take.
     pub limits: Limits,
     /// Completion queues, each polled by a thread of its own; 0 means one
     /// per CPU (grpcio's default).
@@ -73,7 +74,9 @@ impl Default for ServerConfig {
 /// PEM material for TLS.
 #[derive(Clone)]
 pub struct TlsConfig {
+    /// The server's certificate chain, PEM.
     pub cert_chain: Vec<u8>,
+    /// The private key of the chain's first certificate, PEM.
     pub private_key: Vec<u8>,
     /// With a client CA, clients must present a certificate it signed
     /// (mutual TLS).
@@ -172,7 +175,10 @@ impl ServerConfig {
 pub enum StartError {
     /// The address could not be bound, with the system's reason when known.
     Bind {
+        /// The address as asked for, `HOST:PORT`.
         address: String,
+        /// The system's reason, from a bind tried before the C core's;
+        /// `None` when only the C core's failed (it gives no reason).
         reason: Option<io::Error>,
     },
     /// grpcio refused to build the server.

@@ -75,6 +75,7 @@ fn bounded(method: &Method<Number, Number>) -> Method<Bounded<Number>, Number> {
 }
 
 impl FibonacciService {
+    // guide:start at_index
     fn at_index(&self, ctx: RpcContext, request: Bounded<Number>, sink: UnarySink<Number>) {
         let call = self.calls.start(&ctx, &self.at_index);
         let reply = request.map_err(CallError::from).and_then(|request| {
@@ -83,7 +84,9 @@ impl FibonacciService {
         });
         ctx.spawn(finish(call, sink, reply));
     }
+    // guide:end at_index
 
+    // guide:start get_sequence
     fn get_sequence(
         &self,
         ctx: RpcContext,
@@ -96,7 +99,9 @@ impl FibonacciService {
             Box::pin(finish(call, sink, result)).await
         });
     }
+    // guide:end get_sequence
 
+    // guide:start sum_indicies
     fn sum_indicies(
         &self,
         ctx: RpcContext,
@@ -113,7 +118,9 @@ impl FibonacciService {
             drop(requests);
         });
     }
+    // guide:end sum_indicies
 
+    // guide:start stream_sequence
     fn stream_sequence(
         &self,
         ctx: RpcContext,
@@ -127,8 +134,10 @@ impl FibonacciService {
             drop(requests); // after the status, as in sum_indicies
         });
     }
+    // guide:end stream_sequence
 }
 
+// guide:start get_sequence_logic
 async fn get_sequence(
     call: &CallRecord,
     request: Bounded<Number>,
@@ -139,7 +148,9 @@ async fn get_sequence(
     let values = fibonacci::sequence(request.value)?;
     send_values(call, sink, values).await
 }
+// guide:end get_sequence_logic
 
+// guide:start sum_indicies_logic
 async fn sum_indicies(
     call: &CallRecord,
     requests: &mut RequestStream<Bounded<Number>>,
@@ -152,7 +163,9 @@ async fn sum_indicies(
     }
     Ok(Number::from(sum.total()))
 }
+// guide:end sum_indicies_logic
 
+// guide:start stream_sequence_logic
 async fn stream_sequence(
     call: &CallRecord,
     requests: &mut RequestStream<Bounded<Number>>,
@@ -167,7 +180,9 @@ async fn stream_sequence(
     }
     Ok(())
 }
+// guide:end stream_sequence_logic
 
+// guide:start send_values
 /// Sends `values` in order. All but the last may wait in the C core's
 /// write buffer (buffer hint); the last goes out without the hint, which
 /// flushes the lot, so a client waiting for the end of its turn (the
@@ -191,6 +206,7 @@ async fn send_values(
     call.sent();
     Ok(())
 }
+// guide:end send_values
 
 /// Why a call ended early.
 #[derive(Debug)]

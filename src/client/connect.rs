@@ -39,6 +39,23 @@ const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Connects before anything is asked of the user, so an unreachable server
 /// is reported at once instead of after the input is typed.
+///
+/// With no server at the address (nothing listens on port 1 on an ordinary
+/// machine), it gives up after `--connect-timeout` seconds with the line
+/// the clients print:
+///
+/// ```
+/// use fibonacci_grpc::client::{connect, ClientOptions};
+/// use structopt::StructOpt;
+///
+/// let options = ClientOptions::from_iter(["client_unary", "localhost:1", "--connect-timeout", "1"]);
+/// let error = connect(&options).err().expect("nothing listens on port 1");
+/// assert_eq!(
+///     error.to_string(),
+///     "cannot reach the server at localhost:1 (no connection within 1s; \
+///      is it running, and does it serve plaintext?)"
+/// );
+/// ```
 pub fn connect(options: &ClientOptions) -> Result<FibonacciClient, ClientError> {
     let env = Arc::new(
         EnvBuilder::new()

@@ -10,7 +10,37 @@ use grpcio::RpcStatus;
 
 use crate::status::code_name;
 
-/// Why a client stopped early; each kind has its exit code.
+/// Why a client stopped early; each kind has its exit code. Its `Display`
+/// is the line the client prints after `error: `.
+///
+/// A status the server sent becomes a line that names its code as gRPC
+/// does, and its message:
+///
+/// ```
+/// use fibonacci_grpc::client::ClientError;
+/// use fibonacci_grpc::fibonacci;
+/// use grpcio::RpcStatus;
+/// use std::process::ExitCode;
+///
+/// // What the server sends for AtIndex(47) (see `fibonacci_grpc::status`),
+/// // as grpcio hands it to the client.
+/// let status = RpcStatus::from(fibonacci::at_index(47).unwrap_err());
+/// let error = ClientError::from(grpcio::Error::RpcFailure(status));
+/// assert_eq!(
+///     error.to_string(),
+///     "the server answered OUT_OF_RANGE: index 47 is past 46, \
+///      the largest index whose Fibonacci number fits in an int32"
+/// );
+/// assert_eq!(error.exit_code(), ExitCode::from(1));
+///
+/// // Input that is not an int32 is the user's mistake, not the server's.
+/// let typo = ClientError::NotAnInteger("seven".to_string());
+/// assert_eq!(
+///     typo.to_string(),
+///     r#""seven" is not an integer index (a whole number from -2147483648 to 2147483647)"#
+/// );
+/// assert_eq!(typo.exit_code(), ExitCode::from(2));
+/// ```
 #[derive(Debug)]
 pub enum ClientError {
     /// The input was not an int32 where one was required (exit 2).
@@ -19,12 +49,20 @@ pub enum ClientError {
     Status(RpcStatus),
     /// No connection within the timeout (exit 1).
     Unreachable {
+        /// The address as given on the command line.
         address: String,
+        /// How long the client waited (`--connect-timeout`).
         timeout: Duration,
+        /// Whether it tried TLS (`--tls-ca`).
         tls: bool,
     },
     /// A certificate or key file could not be read (exit 1).
-    File { path: String, error: io::Error },
+    File {
+        /// The file, as given on the command line.
+        path: String,
+        /// Why it could not be read.
+        error: io::Error,
+    },
     /// The server ended the call while the client was still sending, and
     /// with an OK status (exit 1; this server never does).
     CallEnded,
@@ -35,6 +73,8 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// 2 for input that is not an index (a usage error, as a shell's tools
+    /// use it), 1 for everything else.
     pub fn exit_code(&self) -> ExitCode {
         match self {
             ClientError::NotAnInteger(_) => ExitCode::from(2),

@@ -1,7 +1,7 @@
 //! What the four client binaries share, a module per job: the command line
-//! ([`options`]), connecting ([`connect`], with the retry policy), the replies of a streaming call
-//! in order ([`replies`]), the guide's prompt-and-read loop ([`terminal`]),
-//! and turning every failure into one line on stderr and an exit code
+//! ([`options`]), connecting ([`mod@connect`], with the retry policy), the
+//! replies of a streaming call in order ([`replies`]), the guide's
+//! prompt-and-read loop ([`terminal`]), and turning every failure into one line on stderr and an exit code
 //! ([`error`], [`run`]). [`checked`] makes one call of each of the guide's
 //! request shapes and checks every value: for the load generator and the
 //! fault tests.
@@ -32,12 +32,37 @@ use crate::proto::FibonacciClient;
 
 /// A connected client and the terminal it talks through.
 pub struct Session {
+    /// The Fibonacci client, connected.
     pub client: FibonacciClient,
+    /// Standard input and output, prompted and read as the guide's
+    /// `input()` does.
     pub terminal: Prompter<File, io::Stdout>,
 }
 
 /// Connects as `options` say and runs `call`. Every error ends as one line
 /// on stderr and the error's exit code.
+///
+/// A client is its command line and one call of this; `bin/client_unary.rs`
+/// is, in full (`no_run`: it needs a server):
+///
+/// ```no_run
+/// use std::process::ExitCode;
+///
+/// use fibonacci_grpc::client::{self, ClientOptions};
+/// use fibonacci_grpc::proto::Number;
+/// use structopt::StructOpt;
+///
+/// fn main() -> ExitCode {
+///     client::run(ClientOptions::from_args(), |session| {
+///         let index = session.terminal.ask_index("enter an index integer: ")?;
+///         let reply = session.client.at_index(&Number::from(index))?;
+///         session
+///             .terminal
+///             .say(&format!("Fibonacci #{index}: {}", reply.value))?;
+///         Ok(())
+///     })
+/// }
+/// ```
 pub fn run(
     options: ClientOptions,
     call: impl FnOnce(&mut Session) -> Result<(), ClientError>,

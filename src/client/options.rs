@@ -6,6 +6,22 @@ use structopt::StructOpt;
 pub const DEFAULT_ADDRESS: &str = "localhost:1337";
 
 /// The command line every client takes.
+///
+/// ```
+/// use fibonacci_grpc::client::{ClientOptions, DEFAULT_ADDRESS};
+/// use structopt::StructOpt;
+///
+/// // No argument: the guide's address.
+/// let options = ClientOptions::from_iter_safe(["client_unary"])?;
+/// assert_eq!(options.address, DEFAULT_ADDRESS);
+/// assert_eq!(options.connect_timeout, 3);
+/// assert_eq!(options.tls_ca, None);
+///
+/// // A client certificate without a CA to check the server against is refused.
+/// let half_tls = ["client_unary", "--tls-cert", "client.pem", "--tls-key", "client.key"];
+/// assert!(ClientOptions::from_iter_safe(half_tls).is_err());
+/// # Ok::<(), structopt::clap::Error>(())
+/// ```
 #[derive(Debug, StructOpt)]
 #[structopt(version = crate::VERSION)]
 pub struct ClientOptions {
@@ -42,6 +58,16 @@ impl ClientOptions {
     /// The gRPC target for `address`: a list of host:port pairs becomes an
     /// `ipv4:`/`ipv6:` URI the C core resolves to all of them; anything
     /// else (one host:port, a URI) is used as it is.
+    ///
+    /// ```
+    /// use fibonacci_grpc::client::ClientOptions;
+    /// use structopt::StructOpt;
+    ///
+    /// let target = |address| ClientOptions::from_iter(["client_unary", address]).target();
+    /// assert_eq!(target("localhost:1337"), "localhost:1337");
+    /// assert_eq!(target("10.0.0.1:1337,10.0.0.2:1337"), "ipv4:10.0.0.1:1337,10.0.0.2:1337");
+    /// assert_eq!(target("dns:///fibonacci:1337"), "dns:///fibonacci:1337");
+    /// ```
     pub fn target(&self) -> String {
         const SCHEMES: [&str; 5] = ["dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:"];
         let addresses: Vec<&str> = self.address.split(',').map(str::trim).collect();

@@ -15,12 +15,39 @@ use crate::proto::Number;
 /// client that stopped at the first error would drop numbers the server
 /// sent. This keeps reading after the error and reports it once the
 /// messages are exhausted.
+///
+/// ```
+/// use fibonacci_grpc::client::{ClientError, Replies};
+/// use fibonacci_grpc::proto::Number;
+/// use futures::stream;
+/// use grpcio::{RpcStatus, RpcStatusCode};
+///
+/// // A server sent F(45) and F(46), then failed; grpcio yields the status
+/// // first.
+/// let status = RpcStatus::with_message(RpcStatusCode::UNKNOWN, "Value out of range".to_string());
+/// let from_grpcio = stream::iter([
+///     Err(grpcio::Error::RpcFailure(status)),
+///     Ok(Number::from(1_134_903_170)),
+///     Ok(Number::from(1_836_311_903)),
+/// ]);
+///
+/// let mut replies = Replies::new(from_grpcio);
+/// assert_eq!(replies.next_reply()?.map(|n| n.value), Some(1_134_903_170));
+/// assert_eq!(replies.next_reply()?.map(|n| n.value), Some(1_836_311_903));
+/// match replies.next_reply() {
+///     Err(ClientError::Status(status)) => assert_eq!(status.code(), RpcStatusCode::UNKNOWN),
+///     other => panic!("expected the status last, got {other:?}"),
+/// }
+/// # Ok::<(), ClientError>(())
+/// ```
 pub struct Replies<S> {
     stream: S,
     failure: Option<grpcio::Error>,
 }
 
 impl<S: Stream<Item = grpcio::Result<Number>> + Unpin> Replies<S> {
+    /// Reads the replies of `stream`, as grpcio's streaming calls return
+    /// it.
     pub fn new(stream: S) -> Self {
         Replies {
             stream,

@@ -17,12 +17,33 @@ pub(crate) fn raw_stdin() -> io::Result<File> {
 
 /// Prompts and reads lines the way Python's `input()` does: the prompt goes
 /// to the output without a newline and is flushed, then one line is read.
+///
+/// The guide's client-stream session, typed in (input is not echoed: that
+/// is the terminal's doing):
+///
+/// ```
+/// use fibonacci_grpc::client::Prompter;
+///
+/// let mut screen = Vec::new();
+/// let mut terminal = Prompter::new("7\n5\n\n".as_bytes(), &mut screen);
+/// let prompt = "enter an index (or nothing to stop): ";
+/// let mut indices = Vec::new();
+/// while let Some(index) = terminal.ask_next_index(prompt)? {
+///     indices.push(index);
+/// }
+/// terminal.say("done sending")?;
+/// assert_eq!(indices, [7, 5]);
+/// drop(terminal);
+/// assert_eq!(String::from_utf8_lossy(&screen), prompt.repeat(3) + "done sending\n");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Prompter<R, W> {
     input: R,
     output: W,
 }
 
 impl<R: Read, W: Write> Prompter<R, W> {
+    /// Reads lines from `input`, writes prompts and lines to `output`.
     pub fn new(input: R, output: W) -> Self {
         Prompter { input, output }
     }
@@ -52,6 +73,18 @@ impl<R: Read, W: Write> Prompter<R, W> {
 
     /// Asks for an index that must be an int32 (the unary and server-stream
     /// clients, whose guide versions crash on anything else).
+    ///
+    /// ```
+    /// use fibonacci_grpc::client::{ClientError, Prompter};
+    ///
+    /// let mut terminal = Prompter::new(" 7\nseven\n".as_bytes(), Vec::new());
+    /// assert_eq!(terminal.ask_index("enter an index integer: ")?, 7);
+    /// assert!(matches!(
+    ///     terminal.ask_index("enter an index integer: "),
+    ///     Err(ClientError::NotAnInteger(text)) if text == "seven"
+    /// ));
+    /// # Ok::<(), ClientError>(())
+    /// ```
     pub fn ask_index(&mut self, prompt: &str) -> Result<i32, ClientError> {
         let line = self.ask(prompt)?.unwrap_or_default();
         parse_index(&line).ok_or(ClientError::NotAnInteger(line))
@@ -78,6 +111,16 @@ impl<R: Read, W: Write> Prompter<R, W> {
 /// An int32 as Python's `int()` reads one: surrounding whitespace and a
 /// sign allowed. Values that Python would accept but protobuf's int32
 /// would not are refused here, as the guide's clients fail on them too.
+///
+/// ```
+/// use fibonacci_grpc::client::parse_index;
+///
+/// assert_eq!(parse_index(" +7 "), Some(7));
+/// assert_eq!(parse_index("-1"), Some(-1));
+/// assert_eq!(parse_index("2147483648"), None); // past i32::MAX
+/// assert_eq!(parse_index("7.0"), None);
+/// assert_eq!(parse_index(""), None);
+/// ```
 pub fn parse_index(text: &str) -> Option<i32> {
     text.trim().parse().ok()
 }
