@@ -14,15 +14,29 @@ use grpcio::{CallOption, WriteFlags};
 use crate::fibonacci::{self, RunningSequence};
 use crate::proto::{FibonacciClient, Number};
 
+/// The four methods of the service, each with its request shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
+    /// Unary: `AtIndex(46)`.
     AtIndex,
+    /// Server stream: `GetSequence(46)`.
     GetSequence,
+    /// Client stream: `SumIndicies(7, 5)`.
     SumIndicies,
+    /// Bidirectional stream: `StreamSequence(4, 2, 1)`, interleaved.
     StreamSequence,
 }
 
 impl Method {
+    /// A method from its name, in any case, with or without `-`/`_`
+    /// (`get-sequence`, `AtIndex`); the guide's misspelt `SumIndicies` and
+    /// the dictionary's `SumIndices` both name the client stream.
+    ///
+    /// ```
+    /// use fibonacci_grpc::client::checked::Method;
+    /// assert_eq!(Method::parse("sum_indices"), Ok(Method::SumIndicies));
+    /// assert!(Method::parse("Fib").is_err());
+    /// ```
     pub fn parse(text: &str) -> Result<Method, String> {
         let key: String = text
             .chars()
@@ -40,6 +54,7 @@ impl Method {
         }
     }
 
+    /// The method's name in the proto.
     pub fn name(self) -> &'static str {
         match self {
             Method::AtIndex => "AtIndex",
@@ -73,7 +88,10 @@ impl Method {
 /// Why one call did not count as a success.
 #[derive(Debug)]
 pub enum CallFailure {
+    /// The call failed: a status, or grpcio's own error.
     Grpc(grpcio::Error),
+    /// The call succeeded with a value other than the arithmetic's: what
+    /// was asked, what came and what was expected.
     Wrong(String),
 }
 
@@ -102,6 +120,8 @@ fn expect_values(what: &str, got: &[i32], want: &[i32]) -> Result<(), CallFailur
     }
 }
 
+/// The value of a request the guide's shapes make, all within int32 (so
+/// the arithmetic cannot refuse it).
 pub fn known(value: Result<i32, fibonacci::FibonacciError>) -> i32 {
     value.expect("the guide's request shapes are within int32")
 }
@@ -122,6 +142,7 @@ impl Default for Expected {
 }
 
 impl Expected {
+    /// The answers to the four request shapes.
     pub fn new() -> Expected {
         let mut running = RunningSequence::default();
         let mut turn = |n| known_slice(running.advance(n));
