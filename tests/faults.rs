@@ -115,12 +115,33 @@ fn run_load(
 /// Asserts the load's calls around a fault at `fault`: none got a wrong
 /// answer; every call started after the fault succeeded; a call in flight
 /// at the fault succeeded or ended UNAVAILABLE (a stream already
-/// answering cannot be retried). Returns the calls started after the fault.
+/// answering cannot be retried). Returns the calls started after the fault,
+/// and prints what the load saw (`cargo test -- --nocapture` shows it).
 fn assert_no_call_after_the_fault_failed(
+    what: &str,
     records: &[CallRecord],
     origin: Instant,
     fault: Instant,
 ) -> usize {
+    let in_flight: Vec<&CallRecord> = records
+        .iter()
+        .filter(|r| r.started < fault && r.ended >= fault)
+        .collect();
+    let slowest_after = records
+        .iter()
+        .filter(|r| r.started >= fault)
+        .map(|r| r.ended - r.started)
+        .max()
+        .unwrap_or_default();
+    println!(
+        "{what}: {} calls; {} in flight at the fault, {} of them UNAVAILABLE; \
+         {} started after it, the slowest {:?}",
+        records.len(),
+        in_flight.len(),
+        in_flight.iter().filter(|r| r.outcome.is_err()).count(),
+        records.iter().filter(|r| r.started >= fault).count(),
+        slowest_after,
+    );
     let mut after = 0;
     for record in records {
         let line = record.describe(origin);
@@ -241,7 +262,9 @@ fn a_server_killed_and_started_again_on_its_port_loses_no_call() {
     stop.store(true, Ordering::SeqCst);
     let records = load.join().expect("the load");
 
-    let after_kill = assert_no_call_after_the_fault_failed(&records, origin, killed);
+    let after_kill =
+        assert_no_call_after_the_fault_failed("killed and restarted", &records, origin, killed);
+    println!("the port was served again {:?} after the kill", back - killed);
     // The load carried on: every method answered again after the restart.
     for method in METHODS {
         assert!(
@@ -349,6 +372,6 @@ fn a_replica_of_three_killed_under_round_robin_load_fails_no_later_call() {
     stop.store(true, Ordering::SeqCst);
     let records = load.join().expect("the load");
 
-    let after = assert_no_call_after_the_fault_failed(&records, origin, died);
+    let after = assert_no_call_after_the_fault_failed("replica killed", &records, origin, died);
     assert!(after >= METHODS.len(), "only {after} calls after the kill");
 }
