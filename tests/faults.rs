@@ -114,8 +114,8 @@ fn run_load(
 
 /// Asserts the load's calls around a fault at `fault`: none got a wrong
 /// answer; every call started after the fault succeeded; a call in flight
-/// at the fault succeeded or ended UNAVAILABLE (a stream already
-/// answering cannot be retried). Returns the calls started after the fault,
+/// at the fault succeeded, or ended UNAVAILABLE if it was a stream already
+/// answering (which cannot be retried). Returns the calls started after the fault,
 /// and prints what the load saw (`cargo test -- --nocapture` shows it).
 fn assert_no_call_after_the_fault_failed(
     what: &str,
@@ -156,7 +156,12 @@ fn assert_no_call_after_the_fault_failed(
             );
             after += 1;
         } else if record.ended >= fault && record.outcome.is_err() {
+            // Only a stream that had a reply already cannot be retried.
             assert_eq!(record.code(), Some(RpcStatusCode::UNAVAILABLE), "{line}");
+            assert!(
+                matches!(record.method, Method::GetSequence | Method::StreamSequence),
+                "{line}"
+            );
         }
     }
     after
@@ -254,17 +259,41 @@ fn a_server_killed_and_started_again_on_its_port_loses_no_call() {
     server.signal(libc::SIGKILL);
     server.wait();
     let killed = Instant::now();
+    // One call of each method started while nothing listens on the port.
+    let during_outage: Vec<_> = METHODS
+        .into_iter()
+        .map(|method| {
+            let client = client.clone();
+            thread::spawn(move || {
+                let started = Instant::now();
+                let option = CallOption::default().timeout(STEP_TIMEOUT);
+                let outcome = block_on(one_call(&client, method, &Expected::new(), option));
+                (method, outcome, started.elapsed())
+            })
+        })
+        .collect();
     thread::sleep(Duration::from_millis(100));
     let restarted = ServerProcess::start_with(&["--port", port_of(&address)]);
     assert_eq!(restarted.address, address);
     let back = Instant::now();
+    for call in during_outage {
+        let (method, outcome, took) = call.join().expect("a call during the outage");
+        assert!(
+            outcome.is_ok(),
+            "{method:?} started during the outage: {outcome:?}"
+        );
+        println!("{method:?} started during the outage: OK in {took:?}");
+    }
     thread::sleep(Duration::from_millis(1000));
     stop.store(true, Ordering::SeqCst);
     let records = load.join().expect("the load");
 
     let after_kill =
         assert_no_call_after_the_fault_failed("killed and restarted", &records, origin, killed);
-    println!("the port was served again {:?} after the kill", back - killed);
+    println!(
+        "the port was served again {:?} after the kill",
+        back - killed
+    );
     // The load carried on: every method answered again after the restart.
     for method in METHODS {
         assert!(
