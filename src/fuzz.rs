@@ -6,8 +6,9 @@
 //! Property-based (proptest) rather than coverage-guided (cargo-fuzz):
 //! cargo-fuzz needs a nightly toolchain, which a fresh machine with the
 //! stable one does not have. `make test` runs a short pass; `make fuzz`
-//! runs many more cases (`FUZZ_CASES`). Any panic, abort or failed
-//! property is a failing test. The corpus is the inputs below: shapes a
+//! runs many more cases (`FUZZ_CASES`). Any panic, abort, failed property
+//! or decoding that holds more heap than a bound on its input's size is a
+//! failing test. The corpus is the inputs below: shapes a
 //! decoder can choke on (deep nesting, open groups, huge lengths), and the
 //! requests real tools send.
 
@@ -18,6 +19,7 @@ use proptest::prelude::*;
 use protobuf::Message;
 
 use crate::fibonacci::{self, IndexSum, RunningSequence};
+use crate::inbound;
 use crate::health::HealthCheckRequest;
 use crate::proto::Number;
 use crate::reflection::{self, Catalog};
@@ -27,7 +29,7 @@ fn config() -> ProptestConfig {
     let cases = std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|cases| cases.parse().ok())
-        .unwrap_or(20_000);
+        .unwrap_or(200_000);
     ProptestConfig {
         cases,
         failure_persistence: None,
@@ -102,12 +104,98 @@ fn build_corpus() -> Vec<Vec<u8>> {
     inputs
 }
 
-/// Decodes `bytes` as each request type the server accepts, and answers it
-/// when it is a reflection request: nothing may panic.
+/// Decodes `bytes` as each request type the server accepts, as the server
+/// decodes them (`crate::inbound`), and answers it
+/// when it is a reflection request: nothing may panic, and nothing may
+/// allocate past [`allocation_bound`] for the input's size.
 fn decode_everything(catalog: &Catalog, bytes: &[u8]) {
-    let _ = Number::parse_from_bytes(bytes);
-    let _ = HealthCheckRequest::parse_from_bytes(bytes);
-    let _ = reflection::answer_encoded(catalog, bytes);
+    let peak = heap::peak_during(|| {
+        let _: protobuf::Result<Number> = inbound::decode(&mut &bytes[..], bytes.len());
+        let _: protobuf::Result<HealthCheckRequest> =
+            inbound::decode(&mut &bytes[..], bytes.len());
+        let _ = reflection::answer_encoded(catalog, bytes);
+    });
+    assert!(
+        peak <= allocation_bound(bytes.len()),
+        "decoding {} bytes took {peak} bytes of heap at the peak",
+        bytes.len()
+    );
+}
+
+/// What decoding an input of `len` bytes may hold on the heap at once: a
+/// few copies of the input (unknown fields are kept, a reflection answer
+/// echoes its request) and the largest reflection answer (a file
+/// descriptor and the ones it depends on). A decoder that trusts a
+/// length the input claims, or a recursion that allocates per level,
+/// goes far past it.
+fn allocation_bound(len: usize) -> usize {
+    8 * len + (256 << 10)
+}
+
+/// Counts the heap each test thread holds, to find the peak while a closure
+/// runs: the global allocator of this test binary only.
+mod heap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    struct Counting;
+
+    thread_local! {
+        // Const-initialised and without a destructor, so reading it from
+        // inside the allocator never allocates.
+        static LIVE: Cell<usize> = const { Cell::new(0) };
+        static PEAK: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn grew(bytes: usize) {
+        let live = LIVE.get() + bytes;
+        LIVE.set(live);
+        if live > PEAK.get() {
+            PEAK.set(live);
+        }
+    }
+
+    fn shrank(bytes: usize) {
+        // A block freed on another thread than its own can take a thread's
+        // count below zero; it stays at zero.
+        LIVE.set(LIVE.get().saturating_sub(bytes));
+    }
+
+    // SAFETY: every call goes to the system allocator unchanged; the
+    // counting touches only this thread's two cells.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            grew(layout.size());
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            shrank(layout.size());
+            unsafe { System.dealloc(ptr, layout) }
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            grew(layout.size());
+            unsafe { System.alloc_zeroed(layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            shrank(layout.size());
+            grew(new_size);
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    /// The most heap this thread held above its start while `work` ran.
+    pub fn peak_during(work: impl FnOnce()) -> usize {
+        let start = LIVE.get();
+        PEAK.set(start);
+        work();
+        PEAK.get() - start
+    }
 }
 
 #[test]

@@ -15,10 +15,11 @@
 //! (reflection's descriptors are the largest, a few kB).
 
 use std::fmt;
+use std::io::BufRead;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use grpcio::{GrpcSlice, Marshaller, MessageReader, Method, MethodType, RpcStatus, RpcStatusCode};
-use protobuf::Message;
+use protobuf::{CodedInputStream, Message};
 
 /// A request as the server received it: the message, or why it was not
 /// decoded.
@@ -88,12 +89,26 @@ pub fn method<Req: Message, Resp: Message>(
     }
 }
 
-fn decode_request<T: Message>(reader: MessageReader) -> grpcio::Result<Bounded<T>> {
+fn decode_request<T: Message>(mut reader: MessageReader) -> grpcio::Result<Bounded<T>> {
     let (size, limit) = (reader.len(), receive_limit());
     if size > limit {
         return Ok(Err(TooLarge { size, limit }));
     }
-    grpcio::pb_de(reader).map(Ok)
+    Ok(Ok(decode(&mut reader, size)?))
+}
+
+/// Decodes a message of `size` bytes from `input`, telling the decoder its
+/// size. Left without it (as grpcio's own decoder leaves it), protobuf's
+/// stream reader believes a length field that runs past the message's end,
+/// and reserves memory for it, up to its cap of 10 MB, before it finds the
+/// bytes are not there: a 6-byte request would cost a 10 MB allocation.
+/// Told the size, it refuses such a field at once.
+pub fn decode<T: Message>(input: &mut impl BufRead, size: usize) -> protobuf::Result<T> {
+    let mut stream = CodedInputStream::from_buf_read(input);
+    stream.push_limit(size as u64)?;
+    let mut message = T::new();
+    message.merge_from(&mut stream)?;
+    Ok(message)
 }
 
 // Only a client encodes requests; the server registers these methods, so

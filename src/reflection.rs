@@ -151,7 +151,8 @@ impl Catalog {
 /// fuzz targets (`crate::fuzz`) drive. `None` if it does not decode.
 #[cfg(test)]
 pub(crate) fn answer_encoded(catalog: &Catalog, request: &[u8]) -> Option<Vec<u8>> {
-    let request = ServerReflectionRequest::parse_from_bytes(request).ok()?;
+    let request: ServerReflectionRequest =
+        crate::inbound::decode(&mut &request[..], request.len()).ok()?;
     Some(
         catalog
             .answer(request)
