@@ -1,8 +1,15 @@
 """gRPC request bodies built by hand, for the tools that send raw bytes
 (h2load in bench/, the HTTP/2 attacker of the abuse tests, the size
 limits tests): the 5-byte gRPC message prefix, and fibonacci.Number as
-protobuf encodes it, without the generated stubs."""
+protobuf encodes it, without the generated stubs. Shell scripts get a body
+from the command line (bench/callgrind.sh):
 
+    PYTHONPATH=interop python3 -m harness.wire 7 5 > body
+
+Standard library only, so any python3 runs it.
+"""
+
+import sys
 from typing import Iterable
 
 
@@ -38,3 +45,7 @@ def number_request_body(values: Iterable[int]) -> bytes:
     """A request stream of Number messages, one after another in one body
     (a tool that cannot interleave sends the whole stream at once)."""
     return b"".join(grpc_frame(number_message(value)) for value in values)
+
+
+if __name__ == "__main__":
+    sys.stdout.buffer.write(number_request_body(int(value) for value in sys.argv[1:]))
