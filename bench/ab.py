@@ -7,7 +7,8 @@ Each variant is a label, a server command line and optional environment
 on its own loopback port, and every rep loads them in turn, so a burst of
 noise on this shared machine falls on all of them alike. CPU per call
 (utime + stime over the window, from /proc) is the steadier figure. The
-servers and the h2load runs are bench/run.py's, as in `make bench`.
+servers are the shared harness's (interop/harness) and the h2load runs
+bench/h2load.py's, as in `make bench`.
 
     bench/ab.py --method GetSequence --reps 5 \\
         'base=target/release/server' \\
@@ -27,21 +28,28 @@ import os
 import re
 import shlex
 import statistics
+import sys
 import tempfile
 
-from run import METHODS, Server, h2load
+# The harness the interop suite uses too (interop/harness).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "interop"))
+from harness.servers import Server, server_env  # noqa: E402
+
+from h2load import METHODS, run_h2load  # noqa: E402
 
 
 def start_variant(spec):
+    """The server of one LABEL=[NAME=VALUE ...] COMMAND [ARGS ...],
+    listening, labelled LABEL."""
     label, _, rest = spec.partition("=")
     words = shlex.split(rest)
-    env = dict(os.environ)
+    variables = {}
     while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
         name, _, value = words.pop(0).partition("=")
-        env[name] = value
+        variables[name] = value
     if not any("127.0.0.1" in word for word in words):
         words += ["--host", "127.0.0.1", "--port", "0"]
-    return Server(label, words, env=env)
+    return Server(words, name=label, env=server_env(**variables)).require_started()
 
 
 def main():
@@ -65,9 +73,9 @@ def main():
             for rep in range(args.reps):
                 for method in methods:
                     for server in servers:
-                        run = h2load(server, method, connections=args.connections,
-                                     streams=args.streams, warmup_s=1,
-                                     duration_s=args.duration, work_dir=out)
+                        run = run_h2load(server.address, method, connections=args.connections,
+                                         streams=args.streams, warmup_s=1, duration_s=args.duration,
+                                         work_dir=out, server_pid=server.pid)
                         results.setdefault((server.name, method), []).append(run)
                         print(f"rep {rep + 1} {method:15} {server.name:12} "
                               f"{run['calls_per_s']:10.0f} calls/s "

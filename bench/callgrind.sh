@@ -26,8 +26,8 @@ for tool in valgrind h2load; do
 done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# One gRPC message: uncompressed, length 2, Number{value} (value < 128).
-printf '\x00\x00\x00\x00\x02\x08'"$(printf '\\x%02x' "$value")" > "$work/body"
+# One gRPC message holding Number{value}, built by the shared harness.
+PYTHONPATH="$(dirname "$0")/../interop" python3 -m harness.wire "$value" > "$work/body"
 
 instructions_for() {
   valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \

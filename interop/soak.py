@@ -29,10 +29,12 @@ sys.path.insert(0, str(TESTS))
 
 import grpc  # noqa: E402
 
-from conftest import Server, resident_bytes, rust_server_argv  # noqa: E402 (the suite's harness)
 from expected import FIB  # noqa: E402 (F(0)..F(46), the oracle every answer is checked against)
-import fibonacci_pb2  # noqa: E402
-import fibonacci_pb2_grpc  # noqa: E402
+from harness.procfs import resident_bytes  # noqa: E402
+from harness.servers import Server, rust_server_argv  # noqa: E402
+from harness.stubs import import_stubs  # noqa: E402
+
+fibonacci_pb2, fibonacci_pb2_grpc = import_stubs()
 
 ATTACKER = TESTS / "http2_attacker.py"
 ATTACKS = ["rapid-reset", "stream-flood", "continuation-flood", "hpack-bomb", "ping-flood",

@@ -22,6 +22,7 @@ import socket
 import struct
 import sys
 import time
+from pathlib import Path
 
 from hpack import Encoder, NeverIndexedHeaderTuple
 from hyperframe.frame import (
@@ -34,6 +35,10 @@ from hyperframe.frame import (
     RstStreamFrame,
     SettingsFrame,
 )
+
+# Run as a script of its own: interop/ on sys.path for the shared harness.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness.wire import grpc_frame  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 CANCEL = 0x8
@@ -56,8 +61,7 @@ def grpc_request(method: str, authority: str, message: bytes):
         NeverIndexedHeaderTuple("te", "trailers"),
     ]
     block = Encoder().encode(headers, huffman=False)
-    payload = b"\x00" + len(message).to_bytes(4, "big") + message
-    return block, payload
+    return block, grpc_frame(message)
 
 
 class Connection:

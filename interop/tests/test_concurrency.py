@@ -23,14 +23,9 @@ import grpc
 
 import fibonacci_pb2
 import fibonacci_pb2_grpc
-from conftest import (
-    KINDS,
-    client_environment,
-    PROMPTS,
-    PYTHON_DIR,
-    STEP_TIMEOUT,
-    record,
-)
+from harness.paths import PYTHON_DIR
+from harness.servers import STEP_TIMEOUT
+from conftest import KINDS, PROMPTS, client_environment, record
 from expected import FIB, lines
 
 # --------------------------------------------------------------------------

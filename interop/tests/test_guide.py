@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INTEROP, REPO, run_client
+from harness.paths import INTEROP, REPO
+from conftest import run_client
 
 sys.path.insert(0, str(INTEROP))
 import guide  # noqa: E402 (interop/guide.py, found through the line above)

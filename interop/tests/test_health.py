@@ -9,13 +9,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-from conftest import (
-    FIBONACCI,
-    NOT_SERVING,
-    SERVICE_UNKNOWN,
-    SERVING,
-    STEP_TIMEOUT,
-)
+from harness.servers import STEP_TIMEOUT
+from conftest import FIBONACCI, NOT_SERVING, SERVICE_UNKNOWN, SERVING
 
 
 def test_health_check_serving_and_unknown_service(launch):

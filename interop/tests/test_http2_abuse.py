@@ -32,7 +32,9 @@ import pytest
 
 import fibonacci_pb2
 import fibonacci_pb2_grpc
-from conftest import STEP_TIMEOUT, record, resident_bytes
+from harness.procfs import resident_bytes
+from harness.servers import STEP_TIMEOUT
+from conftest import record
 
 ATTACKER = Path(__file__).resolve().parent / "http2_attacker.py"
 

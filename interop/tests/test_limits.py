@@ -9,26 +9,10 @@ import pytest
 
 import fibonacci_pb2_grpc
 
-from conftest import (
-    AT_INDEX,
-    STEP_TIMEOUT,
-    at_index,
-    code_of,
-    open_stream_sequence,
-    rust_binary,
-)
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+from harness.paths import rust_binary
+from harness.servers import AT_INDEX, STEP_TIMEOUT
+from harness.wire import varint
+from conftest import at_index, code_of, open_stream_sequence
 
 
 def number_7_padded_to(size: int) -> bytes:

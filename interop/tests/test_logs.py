@@ -10,15 +10,13 @@ import pytest
 import fibonacci_pb2
 import fibonacci_pb2_grpc
 
+from harness.servers import AT_INDEX, STEP_TIMEOUT, server_env
 from conftest import (
-    AT_INDEX,
-    STEP_TIMEOUT,
     VERSION_TAG,
     accepts_connections,
     at_index,
     code_of,
     open_stream_sequence,
-    server_env,
     wait_for,
 )
 

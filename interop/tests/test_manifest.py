@@ -12,13 +12,8 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-from conftest import (
-    FIBONACCI,
-    MANIFEST,
-    SERVING,
-    STEP_TIMEOUT,
-    at_index,
-)
+from harness.servers import STEP_TIMEOUT
+from conftest import FIBONACCI, MANIFEST, SERVING, at_index
 
 
 @pytest.fixture(scope="module")

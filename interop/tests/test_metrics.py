@@ -25,7 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import fibonacci_pb2
 import fibonacci_pb2_grpc
-from conftest import STEP_TIMEOUT, resident_bytes
+from harness.procfs import resident_bytes
+from harness.servers import STEP_TIMEOUT
 
 # (grpc_type, grpc_service, grpc_method) of every method the server counts.
 FIBONACCI_METHODS = {

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import NODE_DIR, STEP_TIMEOUT
+from harness.paths import NODE_DIR
+from harness.servers import STEP_TIMEOUT
 from expected import (
     COUNT_47,
     FIB,

@@ -13,15 +13,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 
-from conftest import (
-    AT_INDEX,
-    FIBONACCI,
-    HEALTH,
-    SERVICES,
-    STEP_TIMEOUT,
-    Server,
-    rust_server_argv,
-)
+from harness.servers import AT_INDEX, STEP_TIMEOUT, Server, rust_server_argv
+from conftest import FIBONACCI, HEALTH, SERVICES
 
 
 class V1ReflectionStub:

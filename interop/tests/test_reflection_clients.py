@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_requests import Client
 
-from conftest import STEP_TIMEOUT
+from harness.servers import STEP_TIMEOUT
 
 SERVICES = [
     "fibonacci.Fibonacci",

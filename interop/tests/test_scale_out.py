@@ -9,11 +9,9 @@ from typing import List
 import grpc
 
 
+from harness.servers import AT_INDEX, STEP_TIMEOUT, Server
 from conftest import (
-    AT_INDEX,
     FIBONACCI,
-    STEP_TIMEOUT,
-    Server,
     UNARY_7,
     VERSION_TAG,
     assert_one_error_line,

@@ -11,9 +11,9 @@ from cryptography.exceptions import InvalidSignature
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
+from harness.servers import STEP_TIMEOUT
 from conftest import (
     SERVING,
-    STEP_TIMEOUT,
     UNARY_7,
     VERSION_TAG,
     assert_one_error_line,

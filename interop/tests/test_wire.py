@@ -9,7 +9,7 @@ import pytest
 
 import fibonacci_pb2
 import fibonacci_pb2_grpc
-from conftest import STEP_TIMEOUT
+from harness.servers import STEP_TIMEOUT
 from expected import (
     COUNT_47,
     FIB,
