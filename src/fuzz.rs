@@ -29,7 +29,7 @@ fn config() -> ProptestConfig {
     let cases = std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|cases| cases.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(1_000_000);
     ProptestConfig {
         cases,
         failure_persistence: None,
