@@ -19,8 +19,8 @@ use proptest::prelude::*;
 use protobuf::Message;
 
 use crate::fibonacci::{self, IndexSum, RunningSequence};
-use crate::inbound;
 use crate::health::HealthCheckRequest;
+use crate::inbound;
 use crate::proto::Number;
 use crate::reflection::{self, Catalog};
 
@@ -111,8 +111,7 @@ fn build_corpus() -> Vec<Vec<u8>> {
 fn decode_everything(catalog: &Catalog, bytes: &[u8]) {
     let peak = heap::peak_during(|| {
         let _: protobuf::Result<Number> = inbound::decode(&mut &bytes[..], bytes.len());
-        let _: protobuf::Result<HealthCheckRequest> =
-            inbound::decode(&mut &bytes[..], bytes.len());
+        let _: protobuf::Result<HealthCheckRequest> = inbound::decode(&mut &bytes[..], bytes.len());
         let _ = reflection::answer_encoded(catalog, bytes);
     });
     assert!(

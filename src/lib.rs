@@ -8,7 +8,8 @@
 //! - [`service`]: the servicer, one handler per rpc in proto order;
 //!   [`inbound`]: the receive limit, applied as requests are decoded.
 //! - [`calls`]: the count of calls in flight and the per-call log line;
-//!   [`memory`]: hands freed heap back to the system when calls are over.
+//!   [`memory`]: hands freed heap back to the system when calls are over;
+//!   [`open_files`]: the limit on open files (connections), raised.
 //! - [`server_options`]: the server's command line and the configuration
 //!   it describes;
 //! - [`server`]: start-up (services, TLS, limits, bind) and graceful
@@ -47,6 +48,7 @@ pub mod inbound;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+pub mod open_files;
 // Generated from the protos (build.rs), whose code has no doc comments to
 // give; the module's own items are documented all the same.
 #[allow(missing_docs)]

@@ -26,6 +26,7 @@ use crate::health::{self, HealthStatus, ServingStatus};
 use crate::inbound;
 use crate::memory;
 use crate::metrics::{Metrics, MetricsEndpoint};
+use crate::open_files;
 use crate::reflection;
 use crate::service::create_service;
 use crate::shutdown;
@@ -230,6 +231,9 @@ pub struct ShutdownReport {
 /// Builds, binds and starts the server.
 pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
     memory::fix_malloc_thresholds();
+    if let Err(error) = open_files::raise_to_hard_limit() {
+        log::warn!("cannot raise the limit on open files: {error}");
+    }
     let mut env = EnvBuilder::new().name_prefix("fibonacci-cq");
     if config.completion_queues > 0 {
         env = env.cq_count(config.completion_queues);

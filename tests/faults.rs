@@ -368,7 +368,9 @@ fn sigterm_with_100_streams_mid_flight_drains_or_cancels_each() {
     expected.extend(vec![RpcStatusCode::UNAVAILABLE; STREAMS - FINISHING]);
     assert_eq!(codes, expected);
     let last_end = ends.iter().map(|(_, ended)| *ended - sigterm).max();
-    println!("SIGTERM: the last of {STREAMS} streams ended {last_end:?} after it (grace {grace:?})");
+    println!(
+        "SIGTERM: the last of {STREAMS} streams ended {last_end:?} after it (grace {grace:?})"
+    );
     for (_, ended) in &ends {
         assert!(
             *ended - sigterm < grace + Duration::from_secs(2),

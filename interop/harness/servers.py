@@ -5,6 +5,7 @@ picks, known once it prints `listening on HOST:PORT`."""
 
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -62,6 +63,13 @@ def go_server_argv(binary: os.PathLike = GO_SERVER) -> List[str]:
     return [str(binary), "-addr", "127.0.0.1:0"]
 
 
+def soft_open_files_limit(soft: int):
+    """Sets this process's soft limit on open files (in a child, before it
+    runs the server); the hard limit stays."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, hard), hard))
+
+
 class Server:
     """A server process. Its stdout and stderr are read as they come, by
     threads, so a chatty server never blocks on a full pipe and a caller can
@@ -71,10 +79,11 @@ class Server:
     exited, or STEP_TIMEOUT has passed: `require_started` tells which.
 
     `name` labels it in the benchmarks' tables; `ready_seconds` is the time
-    from exec to its `listening on` line."""
+    from exec to its `listening on` line. `open_files` starts it with that
+    soft limit on open files, as a login shell often sets it."""
 
     def __init__(self, argv: List[str], *, name: str = "server", cwd: os.PathLike = REPO,
-                 env: Optional[dict] = None):
+                 env: Optional[dict] = None, open_files: Optional[int] = None):
         self.argv = argv
         self.name = name
         self.ready_seconds: Optional[float] = None
@@ -85,6 +94,7 @@ class Server:
         self.process = subprocess.Popen(
             argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, env=env if env is not None else server_env(),
+            preexec_fn=None if open_files is None else lambda: soft_open_files_limit(open_files),
         )
         self.pid = self.process.pid
         self._readers = [

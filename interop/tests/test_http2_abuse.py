@@ -21,6 +21,8 @@ seconds.
 """
 
 import json
+import os
+import resource
 import subprocess
 import sys
 import threading
@@ -177,3 +179,103 @@ def test_the_server_serves_a_well_behaved_client_through(fresh_server, attack, c
     with grpc.insecure_channel(server.address) as channel:
         stub = fibonacci_pb2_grpc.FibonacciStub(channel)
         assert stub.AtIndex(fibonacci_pb2.Number(value=46), timeout=STEP_TIMEOUT).value == 1836311903
+
+
+# Idle connections by the thousand (a slow loris): more than a login
+# shell's usual soft limit on open files, against a server started with
+# that limit.
+HOARDED = 3_000
+SHELL_OPEN_FILES = 1_024
+HOARD_S = 5
+# What a second hoard may add to what the first left: the memory the first
+# kept is reused, not added to.
+REUSED_BOUND = 4 * 2**20
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def steady_rss(pid: int) -> int:
+    """The server's resident memory once it has not changed for a second
+    (at most SETTLE_S)."""
+    deadline = time.monotonic() + SETTLE_S
+    rss = resident_bytes(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = resident_bytes(pid)
+        if now == rss:
+            break
+        rss = now
+    return rss
+
+
+def hoard_round(server) -> dict:
+    """One hoard: HOARDED idle connections held for HOARD_S, and, while
+    they are held, new clients calling AtIndex(7), each on a connection of
+    its own. Returns what the attacker, the server and the clients saw."""
+    pid = server.process.pid
+    attacker = subprocess.Popen(
+        [sys.executable, str(ATTACKER), "hoard", "--port", str(server.port),
+         "--connections", str(HOARDED), "--seconds", str(HOARD_S)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + HOARD_S
+    # Half the time to open them (they take well under a second), half for
+    # the new clients.
+    while open_files(pid) < HOARDED and time.monotonic() < deadline - HOARD_S / 2:
+        time.sleep(0.05)
+    held = open_files(pid)
+    latencies, errors = [], []
+    while time.monotonic() < deadline - 0.5 and len(latencies) + len(errors) < 20:
+        started = time.monotonic()
+        try:
+            with grpc.insecure_channel(server.address) as channel:
+                stub = fibonacci_pb2_grpc.FibonacciStub(channel)
+                assert stub.AtIndex(fibonacci_pb2.Number(value=7), timeout=2).value == 13
+            latencies.append(time.monotonic() - started)
+        except grpc.RpcError as error:
+            errors.append(f"{error.code()}: {error.details()}")
+        time.sleep(0.1)
+    peak = sample_rss_while(pid, attacker)
+    out, err = attacker.communicate(timeout=STEP_TIMEOUT)
+    assert attacker.returncode == 0, err
+    return {"report": json.loads(out), "held": held, "latencies": latencies, "errors": errors,
+            "peak": peak, "settled": steady_rss(pid)}
+
+
+def test_idle_connections_by_the_thousand_leave_room_for_new_clients(launch):
+    """3,000 connections that send the preface and SETTINGS and then
+    nothing, held open, against a server whose soft limit on open files is
+    1,024: new clients still connect and are answered, because the server
+    raises its soft limit to the hard one at start-up. Left at 1,024, it
+    could accept no one past the idle connections, and every new client
+    waited out its deadline.
+
+    Memory: the core keeps the poller's handle of every connection it held
+    at once, for reuse, among the pages those connections used, so what
+    3,000 connections leave is not handed back; it is reused, and a second
+    hoard adds next to nothing to it."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < HOARDED + 1_000:
+        pytest.skip(f"the hard limit on open files here is {hard}, too low to hold "
+                    f"{HOARDED} connections whatever the server does")
+    server = launch(open_files=SHELL_OPEN_FILES)
+    baseline = resident_bytes(server.process.pid)
+    rounds = [hoard_round(server), hoard_round(server)]
+
+    summary = "; ".join(
+        f"hoard x{HOARDED} round {number}: {r['report']}; server held {r['held']} open files; RSS "
+        f"peak {r['peak'] >> 20} MiB, settled {r['settled'] >> 20} MiB (baseline {baseline >> 20} MiB); "
+        f"new clients {len(r['latencies'])} answered, slowest "
+        f"{max(r['latencies'], default=0) * 1000:.1f} ms, errors {r['errors'][:3]}"
+        for number, r in enumerate(rounds, 1))
+    record(summary)
+    for r in rounds:
+        assert r["report"]["connections_opened"] == HOARDED, summary
+        assert r["held"] >= HOARDED, summary
+        assert r["errors"] == [], summary
+        assert len(r["latencies"]) >= 10, summary
+        assert max(r["latencies"]) < SLOWEST_BOUND_S, summary
+        assert r["peak"] - baseline < PEAK_GROWTH_BOUND, summary
+    assert rounds[1]["settled"] - rounds[0]["settled"] < REUSED_BOUND, summary
