@@ -10,8 +10,8 @@ GetSequence(46) streams, a socket that is never read, and connections
 opened and reset by the thousand. What must hold is
 what a user of the server would notice: every call of the well-behaved
 client is answered, and answered right; its p99 latency stays under 250 ms
-and no call takes a second (five under the floods of headers, which buy
-the server's CPU with the attacker's bytes);
+and no call takes a second (under the floods of headers, which buy the
+server's CPU with the attacker's bytes, no call outlasts the flood by 2 s);
 the server's resident memory grows by less than 96 MB at the peak and is
 back within 16 MB of where it began 10 s after the attack; and the server
 still answers afterwards.
@@ -49,12 +49,15 @@ SLOWEST_BOUND_S = 1.0
 # the core must decode: an HPACK bomb, endless CONTINUATION frames, 1 MiB
 # headers). The core's event engine has no fairness between connections,
 # so on two cores the attacker's connections can hold every worker thread
-# while the engine adds one thread a second (README, "Hard to break").
-SLOWEST_BOUND_UNDER_CPU_FLOOD_S = {"hpack-bomb": 5.0, "continuation-flood": 5.0, "big-header": 5.0}
+# while the engine adds one thread a second (README, "Hard to break"). A
+# call may then wait out the flood (seen: up to 3.2 s of its 6), but not
+# outlast it by more than 2 s.
+ATTACK_S = 6
+CPU_FLOODS = ("hpack-bomb", "continuation-flood", "big-header")
+SLOWEST_BOUND_UNDER_CPU_FLOOD_S = {attack: ATTACK_S + 2.0 for attack in CPU_FLOODS}
 PEAK_GROWTH_BOUND = 96 * 2**20
 SETTLED_BOUND = 16 * 2**20
 SETTLE_S = 10.0
-ATTACK_S = 6
 MAX_STREAMS = 5_000_000
 
 
