@@ -58,6 +58,20 @@ const fn fibonacci_table() -> [i32; TABLE_LEN] {
 }
 // guide:end table
 
+/// Every Fibonacci number an `i32` holds, F(0)..=F([`MAX_INDEX`]): for
+/// callers whose indices are known to be in range (the load generator, the
+/// fault tests), with no error to handle.
+///
+/// ```
+/// use fibonacci_grpc::fibonacci::{all_in_int32, MAX_INDEX};
+///
+/// assert_eq!(all_in_int32()[7], 13);
+/// assert_eq!(all_in_int32().len(), MAX_INDEX as usize + 1);
+/// ```
+pub fn all_in_int32() -> &'static [i32; TABLE_LEN] {
+    &FIBONACCI
+}
+
 /// Why a request cannot be answered within int32. Its `Display` is the
 /// message the client receives with the status.
 ///

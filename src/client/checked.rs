@@ -11,7 +11,7 @@
 use futures::prelude::*;
 use grpcio::{CallOption, WriteFlags};
 
-use crate::fibonacci::{self, RunningSequence};
+use crate::fibonacci;
 use crate::proto::{FibonacciClient, Number};
 
 /// The four methods of the service, each with its request shape.
@@ -120,12 +120,6 @@ fn expect_values(what: &str, got: &[i32], want: &[i32]) -> Result<(), CallFailur
     }
 }
 
-/// The value of a request the guide's shapes make, all within int32 (so
-/// the arithmetic cannot refuse it).
-pub fn known(value: Result<i32, fibonacci::FibonacciError>) -> i32 {
-    value.expect("the guide's request shapes are within int32")
-}
-
 /// The values every call is checked against, computed once from the
 /// arithmetic module.
 pub struct Expected {
@@ -142,24 +136,21 @@ impl Default for Expected {
 }
 
 impl Expected {
-    /// The answers to the four request shapes.
+    /// The answers to the four request shapes, read from the arithmetic's
+    /// table (every index here is within it).
     pub fn new() -> Expected {
-        let mut running = RunningSequence::default();
-        let mut turn = |n| known_slice(running.advance(n));
-        let stream_4_2_1 = [turn(4), turn(2), turn(1)];
+        let fibonacci = fibonacci::all_in_int32();
         Expected {
-            at_index_46: known(fibonacci::at_index(46)),
-            sequence_46: known_slice(fibonacci::sequence(46)),
-            sum_7_5: known(fibonacci::at_index(7)) + known(fibonacci::at_index(5)),
-            stream_4_2_1,
+            at_index_46: fibonacci[46],
+            sequence_46: fibonacci[1..=46].to_vec(),
+            sum_7_5: fibonacci[7] + fibonacci[5],
+            stream_4_2_1: [
+                fibonacci[1..5].to_vec(),
+                fibonacci[5..7].to_vec(),
+                fibonacci[7..8].to_vec(),
+            ],
         }
     }
-}
-
-fn known_slice(values: Result<&'static [i32], fibonacci::FibonacciError>) -> Vec<i32> {
-    values
-        .expect("the guide's request shapes are within int32")
-        .to_vec()
 }
 
 /// Half-closes a request stream. grpcio's close can fail with

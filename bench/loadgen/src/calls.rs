@@ -8,7 +8,7 @@ use std::time::Duration;
 use fibonacci_grpc::proto::FibonacciClient;
 use grpcio::{ChannelBuilder, EnvBuilder, Environment};
 
-pub use fibonacci_grpc::client::checked::{close, known, one_call, CallFailure, Expected, Method};
+pub use fibonacci_grpc::client::checked::{close, one_call, CallFailure, Expected, Method};
 
 /// Where the calls go: `channels` connections to `address`, run by a gRPC
 /// environment of `client_threads` completion queues.

@@ -12,7 +12,7 @@ use futures::channel::oneshot;
 use futures::prelude::*;
 use grpcio::WriteFlags;
 
-use crate::calls::{close, known, CallFailure, Target};
+use crate::calls::{close, CallFailure, Target};
 use crate::procfs;
 
 /// What to hold.
@@ -75,7 +75,7 @@ async fn hold_one(
             .send((Number::from(1), WriteFlags::default()))
             .await?;
         let reply = replies.try_next().await?;
-        if reply.as_ref().map(|r| r.value) != Some(known(fibonacci::at_index(1))) {
+        if reply.as_ref().map(|r| r.value) != Some(fibonacci::all_in_int32()[1]) {
             return Err(CallFailure::Wrong(format!(
                 "StreamSequence(1): got {:?}, expected [1]",
                 reply.map(|r| r.value)
