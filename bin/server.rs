@@ -10,6 +10,7 @@ use structopt::StructOpt;
 
 // guide:start main
 fn main() -> ExitCode {
+    server::enable_core_experiments();
     let options = ServerOptions::from_args();
     logging::init(options.log_level());
     let served = options

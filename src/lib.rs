@@ -11,7 +11,8 @@
 //!   [`memory`]: hands freed heap back to the system when calls are over;
 //!   [`open_files`]: the limit on open files (connections), raised.
 //! - [`server_options`]: the server's command line and the configuration
-//!   it describes;
+//!   it describes; [`limits`]: what one client may take, and the C core's
+//!   settings that enforce it, as data;
 //! - [`server`]: start-up (services, TLS, limits, bind) and graceful
 //!   shutdown; [`shutdown`]: the signals that trigger it.
 //! - [`health`]: the standard health service; [`reflection`]: the
@@ -45,6 +46,7 @@ pub mod client;
 pub mod fibonacci;
 pub mod health;
 pub mod inbound;
+pub mod limits;
 pub mod logging;
 pub mod memory;
 pub mod metrics;

@@ -12,10 +12,7 @@
 //! `rate()` sees a series that did not move, not a missing one.
 
 use std::fmt;
-use std::io;
-use std::net::TcpListener;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use grpcio::{Method, MethodType, RpcStatusCode};
@@ -25,6 +22,10 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
+
+mod endpoint;
+
+pub use endpoint::MetricsEndpoint;
 
 /// The label values of `grpc_code`: Go's names of the status codes, which
 /// go-grpc-prometheus writes (`Canceled`, with one l), indexed by code.
@@ -266,73 +267,6 @@ impl Drop for MeteredCall {
             .observe(self.started.elapsed().as_secs_f64());
         method.in_flight.dec();
     }
-}
-
-/// The HTTP endpoint serving `GET /metrics`. Dropping it stops it.
-pub struct MetricsEndpoint {
-    url: String,
-    http: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl MetricsEndpoint {
-    /// Binds `host` (an IPv6 literal in brackets) and `port` (0 picks a
-    /// free one) and serves `metrics` from a thread of its own.
-    pub fn start(host: &str, port: u16, metrics: Arc<Metrics>) -> io::Result<MetricsEndpoint> {
-        let listener = TcpListener::bind(format!("{host}:{port}"))?;
-        let url = format!("http://{host}:{}/metrics", listener.local_addr()?.port());
-        let http = tiny_http::Server::from_listener(listener, None)
-            .map_err(|error| io::Error::other(error.to_string()))?;
-        let http = Arc::new(http);
-        let serving = Arc::clone(&http);
-        let thread = thread::Builder::new()
-            .name("fibonacci-metrics".to_string())
-            .spawn(move || {
-                for request in serving.incoming_requests() {
-                    answer(request, &metrics);
-                }
-            })?;
-        Ok(MetricsEndpoint {
-            url,
-            http,
-            thread: Some(thread),
-        })
-    }
-
-    /// `http://HOST:PORT/metrics`, with the port the system picked if 0 was
-    /// asked.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-}
-
-impl Drop for MetricsEndpoint {
-    fn drop(&mut self) {
-        self.http.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// The content type of Prometheus's text format, version 0.0.4.
-const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-fn answer(request: tiny_http::Request, metrics: &Metrics) {
-    let (status, content_type, body) = match (request.method(), request.url()) {
-        (tiny_http::Method::Get, "/metrics") => (200, TEXT_FORMAT, metrics.encode()),
-        (_, "/metrics") => (405, "text/plain", "only GET\n".to_string()),
-        _ => (404, "text/plain", "metrics are at /metrics\n".to_string()),
-    };
-    // Cannot fail: both are constant ASCII without control characters (and
-    // this runs on the metrics thread, not a gRPC one).
-    let header =
-        tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
-    let response = tiny_http::Response::from_string(body)
-        .with_status_code(status)
-        .with_header(header);
-    // The scraper may have gone; there is nobody to tell.
-    let _ = request.respond(response);
 }
 
 #[cfg(test)]

@@ -13,14 +13,7 @@
 /// now in force, or why it could not be read or raised (the server then
 /// runs with what it has).
 pub fn raise_to_hard_limit() -> std::io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes only the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let mut limit = read_limit()?;
     if limit.rlim_cur < limit.rlim_max {
         let raised = libc::rlimit {
             rlim_cur: limit.rlim_max,
@@ -33,4 +26,22 @@ pub fn raise_to_hard_limit() -> std::io::Result<u64> {
         limit = raised;
     }
     Ok(limit.rlim_cur)
+}
+
+/// The limit on open files in force now (the soft one), `u64::MAX` if
+/// there is none.
+pub fn current_limit() -> std::io::Result<u64> {
+    read_limit().map(|limit| limit.rlim_cur)
+}
+
+fn read_limit() -> std::io::Result<libc::rlimit> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(limit)
 }

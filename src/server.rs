@@ -24,6 +24,8 @@ use crate::calls::CallTracker;
 pub use crate::health::HEALTH_SERVICE;
 use crate::health::{self, HealthStatus, ServingStatus};
 use crate::inbound;
+use crate::limits::core_limits;
+pub use crate::limits::Limits;
 use crate::memory;
 use crate::metrics::{Metrics, MetricsEndpoint};
 use crate::open_files;
@@ -90,47 +92,6 @@ impl fmt::Debug for TlsConfig {
         f.debug_struct("TlsConfig")
             .field("mutual", &self.client_ca.is_some())
             .finish()
-    }
-}
-
-/// Bounds that keep one client from starving the others.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Concurrent calls (HTTP/2 streams) one connection may have open.
-    pub max_concurrent_streams: u32,
-    /// Largest request message received, in bytes; a larger one ends its
-    /// call with RESOURCE_EXHAUSTED (checked in `crate::inbound`).
-    pub max_message_size: u32,
-    /// Idle time after which the server pings a connection...
-    pub keepalive_time: Duration,
-    /// ...and how long it waits for the answer before closing it.
-    pub keepalive_timeout: Duration,
-    /// Memory the C core may use for all connections and calls together.
-    pub memory_quota_mib: u32,
-    /// Calls that have arrived but that no handler has taken up yet. Past
-    /// this many, the C core refuses a growing share of new ones with
-    /// RESOURCE_EXHAUSTED, and all of them at three times as many: the
-    /// bound that keeps a flood of streams (e.g. an HTTP/2 rapid reset)
-    /// from queueing without limit.
-    pub max_pending_calls: u32,
-    /// Percent of the RST_STREAM frames a client sends that the server
-    /// answers with a PING. A client that resets streams but never reads
-    /// runs out of room for the acknowledgements the server owes it, and
-    /// its connection is closed.
-    pub ping_on_rst_stream_percent: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_concurrent_streams: 100,
-            max_message_size: 64 * 1024,
-            keepalive_time: Duration::from_secs(60),
-            keepalive_timeout: Duration::from_secs(20),
-            memory_quota_mib: 512,
-            max_pending_calls: 1000,
-            ping_on_rst_stream_percent: 1,
-        }
     }
 }
 
@@ -228,6 +189,29 @@ pub struct ShutdownReport {
     pub cancelled: usize,
 }
 
+/// The C core's experiments the server turns on: `fuse_filters` merges the
+/// server's filters (message size, HTTP, compression, auth) into one, which
+/// makes the message size filter, and with it the receive limit the core
+/// enforces while decompressing, cost nothing per message (BENCHMARKS.md).
+/// An experiment of the core, off by default in its release: `GRPC_EXPERIMENTS=-fuse_filters`
+/// turns it off again.
+pub const CORE_EXPERIMENTS: &str = "fuse_filters";
+
+/// Turns on [`CORE_EXPERIMENTS`] for this process, ahead of any the
+/// environment's `GRPC_EXPERIMENTS` names (the core applies the list in
+/// order, so a `-fuse_filters` there still wins). Call it first thing in
+/// `main`: the core reads the variable once, at its first use, and setting
+/// a variable is only safe while the process has one thread.
+pub fn enable_core_experiments() {
+    let named = std::env::var("GRPC_EXPERIMENTS").unwrap_or_default();
+    let experiments = if named.trim().is_empty() {
+        CORE_EXPERIMENTS.to_string()
+    } else {
+        format!("{CORE_EXPERIMENTS},{named}")
+    };
+    std::env::set_var("GRPC_EXPERIMENTS", experiments);
+}
+
 /// Builds, binds and starts the server.
 pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
     memory::fix_malloc_thresholds();
@@ -240,39 +224,11 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
     }
     let env = Arc::new(env.build());
     let limits = &config.limits;
-    // The C core takes these as i32; values past that mean "no limit".
-    let clamp = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
-    let args = ChannelBuilder::new(Arc::clone(&env))
-        .reuse_port(config.reuse_port)
-        .max_concurrent_stream(clamp(limits.max_concurrent_streams))
-        // -1 (no limit) leaves the C core's message_size filter out of the
-        // stack; the receive limit is checked as requests are decoded
-        // instead, at a quarter of the cost (see `crate::inbound`).
-        .max_receive_message_len(-1)
-        .max_send_message_len(-1)
-        .keepalive_time(limits.keepalive_time)
-        .keepalive_timeout(limits.keepalive_timeout)
-        .raw_cfg_int(
-            c"grpc.server.max_pending_requests".into(),
-            clamp(limits.max_pending_calls),
-        )
-        .raw_cfg_int(
-            c"grpc.server.max_pending_requests_hard_limit".into(),
-            clamp(limits.max_pending_calls.saturating_mul(3)),
-        )
-        .raw_cfg_int(
-            c"grpc.http2.ping_on_rst_stream_percent".into(),
-            clamp(limits.ping_on_rst_stream_percent),
-        )
-        // No ping strikes. Past its strikes, every further PING on a
-        // connection makes the core close it, but while a write is stuck
-        // (a client that never reads) the close waits, and each PING grows
-        // the pending close's error message by one more copy of itself:
-        // quadratic work that kept the core's few worker threads busy and
-        // stalled every other client (README, "Hard to break"). Without
-        // strikes a PING costs one acknowledgement, and a client that never
-        // reads them is paused by the core's bound on pending ones.
-        .raw_cfg_int(c"grpc.http2.max_ping_strikes".into(), 0)
+    let mut channel = ChannelBuilder::new(Arc::clone(&env)).reuse_port(config.reuse_port);
+    for limit in core_limits(limits) {
+        channel = channel.raw_cfg_int(limit.arg.into(), limit.value);
+    }
+    let args = channel
         .set_resource_quota(
             ResourceQuota::new(Some("fibonacci-server"))
                 .resize_memory(limits.memory_quota_mib as usize * 1024 * 1024),

@@ -7,8 +7,9 @@ use std::time::Duration;
 use log::LevelFilter;
 use structopt::StructOpt;
 
+use crate::limits::Limits;
 use crate::logging;
-use crate::server::{Limits, ServerConfig, TlsConfig};
+use crate::server::{ServerConfig, TlsConfig};
 
 /// Serves the Fibonacci gRPC service of the Python gRPC guide (AtIndex,
 /// GetSequence, SumIndicies, StreamSequence), with the standard health and
@@ -83,6 +84,11 @@ pub struct ServerOptions {
     #[structopt(long, default_value = "1000")]
     max_pending_calls: u32,
 
+    /// Connections the server holds open at once; past this many, a new
+    /// connection is closed as soon as it is accepted.
+    #[structopt(long, default_value = "4096")]
+    max_connections: u32,
+
     /// Percent of a client's RST_STREAM frames the server answers with a
     /// PING (0-100): a client that resets streams and never reads is
     /// disconnected once the acknowledgements it owes pile up.
@@ -136,6 +142,7 @@ impl ServerOptions {
                 keepalive_timeout: self.keepalive_timeout,
                 memory_quota_mib: self.memory_quota_mib,
                 max_pending_calls: self.max_pending_calls,
+                max_connections: self.max_connections,
                 ping_on_rst_stream_percent: self.ping_on_rst_stream_percent,
             },
             completion_queues: self.completion_queues,

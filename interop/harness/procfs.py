@@ -1,6 +1,6 @@
-"""What /proc says about a process (resident memory, CPU time) and about
-the machine (load average), for the suite's memory checks and the
-benchmarks' CPU accounting."""
+"""What /proc says about a process (resident memory, threads, open files,
+CPU time) and about the machine (load average), for the suite's memory
+and resource checks and the benchmarks' CPU accounting."""
 
 import os
 from pathlib import Path
@@ -12,6 +12,19 @@ def resident_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def thread_count(pid: int) -> int:
+    """A process's threads (Threads in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no Threads for pid {pid}")
+
+
+def open_file_count(pid: int) -> int:
+    """A process's open file descriptors (its sockets among them)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def cpu_seconds(pid: int) -> float:

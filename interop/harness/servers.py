@@ -63,11 +63,15 @@ def go_server_argv(binary: os.PathLike = GO_SERVER) -> List[str]:
     return [str(binary), "-addr", "127.0.0.1:0"]
 
 
-def soft_open_files_limit(soft: int):
-    """Sets this process's soft limit on open files (in a child, before it
-    runs the server); the hard limit stays."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, hard), hard))
+def set_open_files_limits(soft: Optional[int], hard: Optional[int] = None):
+    """Sets this process's limits on open files (in a child, before it runs
+    the server): the hard one to `hard` if given, else it stays; the soft
+    one to `soft` if given (at most the hard one), else to the hard one."""
+    if hard is None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft is None or (hard != resource.RLIM_INFINITY and soft > hard):
+        soft = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 class Server:
@@ -80,10 +84,15 @@ class Server:
 
     `name` labels it in the benchmarks' tables; `ready_seconds` is the time
     from exec to its `listening on` line. `open_files` starts it with that
-    soft limit on open files, as a login shell often sets it."""
+    soft limit on open files, as a login shell often sets it. The Rust
+    server raises its soft limit to the hard one at start-up
+    (src/open_files.rs); `hard_open_files` lowers the hard one too, so that
+    the server runs with at most that many (the soft one is then the same,
+    unless `open_files` says otherwise)."""
 
     def __init__(self, argv: List[str], *, name: str = "server", cwd: os.PathLike = REPO,
-                 env: Optional[dict] = None, open_files: Optional[int] = None):
+                 env: Optional[dict] = None, open_files: Optional[int] = None,
+                 hard_open_files: Optional[int] = None):
         self.argv = argv
         self.name = name
         self.ready_seconds: Optional[float] = None
@@ -94,7 +103,8 @@ class Server:
         self.process = subprocess.Popen(
             argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, env=env if env is not None else server_env(),
-            preexec_fn=None if open_files is None else lambda: soft_open_files_limit(open_files),
+            preexec_fn=(None if open_files is None and hard_open_files is None
+                        else lambda: set_open_files_limits(open_files, hard_open_files)),
         )
         self.pid = self.process.pid
         self._readers = [

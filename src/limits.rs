@@ -1,0 +1,255 @@
+//! What one client, and all of them together, may take from the server.
+//!
+//! [`Limits`] holds the bounds the command line sets. [`core_limits`] turns
+//! them, with the settings that are not flags, into the C core's channel
+//! arguments, as data: each with its value, what it protects the server
+//! from, and the test that shows it. The README's limit table is the same
+//! list with the limits that are not channel arguments (the memory quota,
+//! open files), and a unit test below keeps the two in step.
+
+use std::ffi::CStr;
+use std::time::Duration;
+
+/// Bounds that keep one client from starving the others.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Concurrent calls (HTTP/2 streams) one connection may have open.
+    pub max_concurrent_streams: u32,
+    /// Largest request message received, in bytes, once decompressed; a
+    /// larger one ends its call with RESOURCE_EXHAUSTED.
+    pub max_message_size: u32,
+    /// Idle time after which the server pings a connection...
+    pub keepalive_time: Duration,
+    /// ...and how long it waits for the answer before closing it.
+    pub keepalive_timeout: Duration,
+    /// Memory the C core may use for all connections and calls together.
+    pub memory_quota_mib: u32,
+    /// Calls that have arrived but that no handler has taken up yet. Past
+    /// this many, the C core refuses a growing share of new ones with
+    /// RESOURCE_EXHAUSTED, and all of them at three times as many: the
+    /// bound that keeps a flood of streams (e.g. an HTTP/2 rapid reset)
+    /// from queueing without limit.
+    pub max_pending_calls: u32,
+    /// Connections held open at once; past this many, the C core closes a
+    /// new connection as soon as it is accepted.
+    pub max_connections: u32,
+    /// Percent of the RST_STREAM frames a client sends that the server
+    /// answers with a PING. A client that resets streams but never reads
+    /// runs out of room for the acknowledgements the server owes it, and
+    /// its connection is closed.
+    pub ping_on_rst_stream_percent: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_concurrent_streams: 100,
+            max_message_size: 64 * 1024,
+            keepalive_time: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
+            memory_quota_mib: 512,
+            max_pending_calls: 1000,
+            max_connections: 4096,
+            ping_on_rst_stream_percent: 1,
+        }
+    }
+}
+
+/// One channel argument of the C core that bounds what clients can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoreLimit {
+    /// The argument's name, as the core reads it.
+    pub arg: &'static CStr,
+    /// Its value on this server (-1, where the core takes it so, is no
+    /// limit).
+    pub value: i32,
+    /// The attack it stops; for a limit lifted, the attack that re-opens
+    /// and what closes it instead.
+    pub protects: &'static str,
+    /// The test that shows it: a test function in `interop/tests` or
+    /// `tests/`, and for a parametrized one, the case in brackets.
+    pub test: &'static str,
+}
+
+/// The core's metadata (header) limits, set to the core's own defaults so
+/// that they are visible here: past the soft limit a growing share of
+/// requests is refused, past the hard limit every one.
+const METADATA_SOFT_LIMIT: i32 = 8 * 1024;
+const METADATA_HARD_LIMIT: i32 = 16 * 1024;
+
+/// The C core takes these as i32; values past that mean "no limit".
+fn clamp(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn milliseconds(duration: Duration) -> i32 {
+    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// The channel arguments that bound what clients can take, for `limits`.
+pub fn core_limits(limits: &Limits) -> Vec<CoreLimit> {
+    vec![
+        CoreLimit {
+            arg: c"grpc.max_receive_message_length",
+            value: clamp(limits.max_message_size),
+            protects: "large requests and decompression bombs: the transport refuses a message \
+                       whose length prefix passes it before buffering it, and decompression \
+                       stops at it",
+            test: "test_compressed_requests_past_the_limit_are_refused",
+        },
+        CoreLimit {
+            arg: c"grpc.max_send_message_length",
+            value: -1,
+            protects: "nothing a client controls: replies are the server's own, a few kB at most \
+                       (reflection's descriptors)",
+            test: "test_every_method_refuses_a_request_past_the_limit",
+        },
+        CoreLimit {
+            arg: c"grpc.max_concurrent_streams",
+            value: clamp(limits.max_concurrent_streams),
+            protects: "stream floods and, with the core's accounting of reset streams, rapid reset",
+            test: "test_max_concurrent_streams_per_connection",
+        },
+        CoreLimit {
+            arg: c"grpc.max_metadata_size",
+            value: METADATA_SOFT_LIMIT,
+            protects: "large headers: past it, a growing share of requests is refused",
+            test: "test_the_server_serves_a_well_behaved_client_through[big-header-8]",
+        },
+        CoreLimit {
+            arg: c"grpc.absolute_max_metadata_size",
+            value: METADATA_HARD_LIMIT,
+            protects: "large headers, CONTINUATION floods, HPACK bombs: past it every request is \
+                       refused, and the header block is parsed without being kept",
+            test: "test_the_server_serves_a_well_behaved_client_through[hpack-bomb-8]",
+        },
+        CoreLimit {
+            arg: c"grpc.keepalive_time_ms",
+            value: milliseconds(limits.keepalive_time),
+            protects: "dead peers holding connections and calls: quiet this long, a connection \
+                       with calls open is pinged",
+            test: "test_keepalive_drops_a_connection_whose_peer_stops_answering",
+        },
+        CoreLimit {
+            arg: c"grpc.keepalive_timeout_ms",
+            value: milliseconds(limits.keepalive_timeout),
+            protects: "dead peers: a ping unanswered this long closes the connection",
+            test: "test_keepalive_drops_a_connection_whose_peer_stops_answering",
+        },
+        // The core arms the keepalive timeout above only in some states;
+        // otherwise an unanswered PING waits out the ping timeout (a minute
+        // by default), so it is set to the same.
+        CoreLimit {
+            arg: c"grpc.http2.ping_timeout_ms",
+            value: milliseconds(limits.keepalive_timeout),
+            protects: "dead peers: any PING of the server's unanswered this long closes the \
+                       connection",
+            test: "test_keepalive_drops_a_connection_whose_peer_stops_answering",
+        },
+        CoreLimit {
+            arg: c"grpc.server.max_pending_requests",
+            value: clamp(limits.max_pending_calls),
+            protects: "calls queueing without limit for the handlers: past it, a growing share of \
+                       new calls is refused",
+            test: "test_the_server_serves_a_well_behaved_client_through[rapid-reset-8]",
+        },
+        CoreLimit {
+            arg: c"grpc.server.max_pending_requests_hard_limit",
+            value: clamp(limits.max_pending_calls.saturating_mul(3)),
+            protects: "calls queueing without limit: past it every new call is refused",
+            test: "test_the_server_serves_a_well_behaved_client_through[rapid-reset-8]",
+        },
+        CoreLimit {
+            arg: c"grpc.max_allowed_incoming_connections",
+            value: clamp(limits.max_connections),
+            protects: "connection floods and churn: the connections the server holds at once, \
+                       and the memory each keeps, are bounded whatever the open-file limit",
+            test: "test_the_server_serves_a_well_behaved_client_through[churn-1]",
+        },
+        CoreLimit {
+            arg: c"grpc.http2.ping_on_rst_stream_percent",
+            value: clamp(limits.ping_on_rst_stream_percent),
+            protects: "rapid reset from a client that never reads: it runs out of room for the \
+                       acknowledgements it owes and is disconnected",
+            test: "test_the_server_serves_a_well_behaved_client_through[rapid-reset-8]",
+        },
+        // No ping strikes. Past its strikes, every further PING on a
+        // connection makes the core close it, but while a write is stuck
+        // (a client that never reads) the close waits, and each PING grows
+        // the pending close's error message by one more copy of itself:
+        // quadratic work that kept the core's few worker threads busy and
+        // stalled every other client (README, "Hard to break").
+        CoreLimit {
+            arg: c"grpc.http2.max_ping_strikes",
+            value: 0,
+            protects: "lifted: a PING flood re-opens, and costs one acknowledgement a PING; the \
+                       core's bound on acknowledgements pending (10,000) pauses a client that \
+                       never reads them",
+            test: "test_the_server_serves_a_well_behaved_client_through[ping-flood-8]",
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const README: &str = include_str!("../README.md");
+
+    fn test_sources() -> String {
+        let mut sources = String::new();
+        for dir in ["interop/tests", "tests"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            for entry in std::fs::read_dir(&dir).expect("the test directory") {
+                let path = entry.expect("a test file").path();
+                if path
+                    .extension()
+                    .is_some_and(|ext| ext == "py" || ext == "rs")
+                {
+                    sources += &std::fs::read_to_string(&path).expect("a readable test file");
+                }
+            }
+        }
+        sources
+    }
+
+    #[test]
+    fn every_core_limit_is_in_the_readme_table_and_has_a_test() {
+        let sources = test_sources();
+        for limit in core_limits(&Limits::default()) {
+            let arg = limit.arg.to_str().expect("an ASCII name");
+            assert!(
+                README.contains(&format!("| `{arg}` |")),
+                "README's limit table has no row for {arg}"
+            );
+            let (function, case) = match limit.test.split_once('[') {
+                Some((function, case)) => (function, case.trim_end_matches(']')),
+                None => (limit.test, ""),
+            };
+            // A case id is the attack's name and its connections.
+            let attack = case.rsplit_once('-').map_or(case, |(attack, _)| attack);
+            assert!(
+                (sources.contains(&format!("def {function}("))
+                    || sources.contains(&format!("fn {function}(")))
+                    && sources.contains(&format!("\"{attack}")),
+                "{arg}: no test {}",
+                limit.test
+            );
+        }
+    }
+
+    #[test]
+    fn limits_past_i32_mean_no_limit_not_a_negative_one() {
+        let limits = Limits {
+            max_message_size: u32::MAX,
+            max_pending_calls: u32::MAX,
+            keepalive_time: Duration::from_secs(u64::MAX / 2),
+            ..Limits::default()
+        };
+        for limit in core_limits(&limits) {
+            assert!(limit.value >= -1, "{limit:?}");
+        }
+        let receive = core_limits(&limits)[0];
+        assert_eq!(receive.value, i32::MAX);
+    }
+}
