@@ -49,7 +49,7 @@ impl Default for Limits {
             keepalive_timeout: Duration::from_secs(20),
             memory_quota_mib: 512,
             max_pending_calls: 1000,
-            max_connections: 4096,
+            max_connections: 2048,
             ping_on_rst_stream_percent: 1,
         }
     }

@@ -212,11 +212,18 @@ pub fn enable_core_experiments() {
     std::env::set_var("GRPC_EXPERIMENTS", experiments);
 }
 
+/// Open files the server needs besides its gRPC connections: the metrics
+/// endpoint's connections (at most a quarter of the limit, and 512), the
+/// listeners, log files, and the C core's own (epoll, wake-up and timer
+/// descriptors; a dozen).
+const FILES_BESIDES_CONNECTIONS: u64 = 640;
+
 /// Builds, binds and starts the server.
 pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
     memory::fix_malloc_thresholds();
-    if let Err(error) = open_files::raise_to_hard_limit() {
-        log::warn!("cannot raise the limit on open files: {error}");
+    let open_files = u64::from(config.limits.max_connections) + FILES_BESIDES_CONNECTIONS;
+    if let Err(error) = open_files::set_soft_limit(open_files) {
+        log::warn!("cannot set the limit on open files: {error}");
     }
     let mut env = EnvBuilder::new().name_prefix("fibonacci-cq");
     if config.completion_queues > 0 {

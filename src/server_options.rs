@@ -86,7 +86,7 @@ pub struct ServerOptions {
 
     /// Connections the server holds open at once; past this many, a new
     /// connection is closed as soon as it is accepted.
-    #[structopt(long, default_value = "4096")]
+    #[structopt(long, default_value = "2048")]
     max_connections: u32,
 
     /// Percent of a client's RST_STREAM frames the server answers with a

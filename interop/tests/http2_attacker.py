@@ -95,6 +95,10 @@ class Connection:
         self.sock.setblocking(False)
         self.next_stream_id = 1
         self.inbound = bytearray()
+        # Acknowledgements owed to the server, and whether a write is under
+        # way (they wait for its end).
+        self.owed = bytearray()
+        self.sending = False
         self.goaways = 0
         # What the server answered: its header blocks decoded in order (an
         # HPACK decoder must see every block), grpc-status by value and
@@ -165,8 +169,9 @@ class Connection:
                 self.header_block += frame.data
                 if "END_HEADERS" in frame.flags:
                     self.read_header_block()
-        if replies:
-            return self.send(b"".join(replies))
+        self.owed += b"".join(replies)
+        if self.owed and not self.sending:
+            return self.send(b"")
         return True
 
     def apply_settings(self, settings: dict):
@@ -228,9 +233,25 @@ class Connection:
                 self.stream_windows[stream_id] -= room
 
     def send(self, data: bytes) -> bool:
-        """Writes all of `data`, waiting for room until the attack's
-        deadline; False if the server has closed the connection or the
-        deadline passed first."""
+        """Writes what the connection owes the server (acknowledgements),
+        then all of `data`, waiting for room until the attack's deadline;
+        False if the server has closed the connection or the deadline
+        passed first. Acknowledgements owed while a write waits go out
+        after it, at a frame boundary, never inside a frame."""
+        self.sending = True
+        try:
+            pending = bytes(self.owed) + data
+            self.owed.clear()
+            while pending:
+                if not self._write_all(pending):
+                    return False
+                pending = bytes(self.owed)
+                self.owed.clear()
+            return True
+        finally:
+            self.sending = False
+
+    def _write_all(self, data: bytes) -> bool:
         view = memoryview(data)
         try:
             while view:
