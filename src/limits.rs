@@ -121,7 +121,7 @@ pub fn core_limits(limits: &Limits) -> Vec<CoreLimit> {
             value: METADATA_HARD_LIMIT,
             protects: "large headers, CONTINUATION floods, HPACK bombs: past it every request is \
                        refused, and the header block is parsed without being kept",
-            test: "test_the_server_serves_a_well_behaved_client_through[hpack-bomb-8]",
+            test: "test_the_server_serves_a_well_behaved_client_through[continuation-flood-8]",
         },
         CoreLimit {
             arg: c"grpc.keepalive_time_ms",
