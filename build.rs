@@ -1,4 +1,5 @@
-//! Passes the gRPC C core's release on to the crate (`GRPC_CORE_RELEASE`),
+//! Passes the gRPC C core's release and its patches on to the crate
+//! (`GRPC_CORE_RELEASE`, `GRPC_CORE_PATCH_NOTE`),
 //! and generates Rust code from the `.proto` files in `proto/` into `OUT_DIR`,
 //! with no `protoc` on the machine: for each file, its messages (protobuf 3)
 //! in `<name>_generated.rs`, plus its serialized `FileDescriptorProto` in
@@ -39,6 +40,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     // "grpc"` metadata), for --version.
     let core_release = std::env::var("DEP_GRPC_RELEASE")?;
     println!("cargo:rustc-env=GRPC_CORE_RELEASE={core_release}");
+    // The patches applied to that release (grpc-core/patches), as
+    // --version names them after it: ", patched: a, b", or nothing.
+    let patches = std::env::var("DEP_GRPC_PATCHES").unwrap_or_default();
+    let patch_note = if patches.is_empty() {
+        String::new()
+    } else {
+        format!(", patched: {}", patches.replace(',', ", "))
+    };
+    println!("cargo:rustc-env=GRPC_CORE_PATCH_NOTE={patch_note}");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     for (proto, name) in PROTOS {
         generate(proto, name, &out_dir)?;

@@ -9,14 +9,22 @@ re2, c-ares, zlib) and the list of files Python's grpcio compiles
 list with the flags grpcio's setup.py uses on Linux, every core busy, and
 archives the objects into libgrpc_core.a.
 
+Patches: each `grpc-core/patches/*.patch` (a unified diff against the
+source release, its reason in the text before the diff) is applied, in
+name order, before anything is compiled, and is part of the cache key. A
+build that differs from a complete one only by patches to `.c`/`.cc`
+files starts from that build's objects and compiles the patched files
+alone.
+
 Everything lives in a cache outside the work tree, one directory per key
-(release, archive hash, flags, compiler, layout), so a second clone on
+(release, archive hash, flags, compiler, layout, patches), so a second clone on
 the same machine links against the same library without compiling anything:
 
     $XDG_CACHE_HOME/fibonacci-grpc/grpc-core/<release>-<key>/
         src/     the unpacked source distribution (headers for grpc_wrap.cc)
         obj/     objects, while building (an interrupted build resumes)
         lib/libgrpc_core.a
+        patches  the names of the patches applied, one a line
         release  the release, written last: the build is complete
 
 Usage:
@@ -42,6 +50,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RELEASE_FILE = HERE / "release.txt"
+PATCH_DIR = HERE / "patches"
 PYPI_SIMPLE = "https://pypi.org/simple/grpcio/"
 
 # Bumped when what this script puts in the cache changes shape; editing the
@@ -128,9 +137,27 @@ def compiler_identity(compiler):
     return out.splitlines()[0]
 
 
-def build_dir(release, sha256):
+def patches():
+    """The patches to apply, in the order to apply them."""
+    return sorted(PATCH_DIR.glob("*.patch"))
+
+
+def patched_sources(patch):
+    """The files a unified diff changes, relative to the source root."""
+    prefix = "+++ b/"
+    return [
+        line[len(prefix):].strip()
+        for line in patch.read_text().splitlines()
+        if line.startswith(prefix)
+    ]
+
+
+def build_dir(release, sha256, with_patches=True):
+    """The cache directory of this release, flags, compiler and (unless
+    `with_patches` is false) patches. Without patches the key is what it
+    was before patches existed, so unpatched builds keep their cache."""
     key = hashlib.sha256()
-    for part in (
+    parts = [
         release,
         sha256,
         " ".join(COMMON_FLAGS + CXX_FLAGS + INCLUDE_DIRS + EXTRA_SOURCES),
@@ -139,7 +166,10 @@ def build_dir(release, sha256):
         CXX,
         compiler_identity(CXX),
         str(LAYOUT),
-    ):
+    ]
+    if with_patches:
+        parts += [f"{patch.name}:{file_sha256(patch)}" for patch in patches()]
+    for part in parts:
         key.update(part.encode() + b"\0")
     return cache_root() / f"{release}-{key.hexdigest()[:16]}"
 
@@ -195,8 +225,16 @@ def unpack(archive, release, src):
             tar.extractall(staging, filter="data")
         else:
             tar.extractall(staging)
+    unpacked = staging / f"grpcio-{release}"
+    for patch in patches():
+        result = subprocess.run(
+            ["git", "apply", "-p1", "--whitespace=nowarn", str(patch)],
+            cwd=unpacked, capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            sys.exit(f"grpc-core: {patch.name} does not apply to {release}:\n{result.stderr}")
     shutil.rmtree(src, ignore_errors=True)
-    (staging / f"grpcio-{release}").rename(src)
+    unpacked.rename(src)
     staging.rmdir()
 
 
@@ -240,6 +278,7 @@ def build(release, sha256, target):
     sources = source_list(src)
     obj_dir = target / "obj"
     obj_dir.mkdir(exist_ok=True)
+    seed_from_unpatched(release, sha256, target, obj_dir)
     done = sum((obj_dir / object_name(s)).exists() for s in sources)
     jobs = os.cpu_count() or 1
     print(
@@ -250,7 +289,8 @@ def build(release, sha256, target):
     started = time.monotonic()
     step = max(1, len(sources) // 50)
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(compile_one, src, obj_dir, s) for s in sources]
+        missing = [s for s in sources if not (obj_dir / object_name(s)).exists()]
+        futures = [pool.submit(compile_one, src, obj_dir, s) for s in missing]
         for future in concurrent.futures.as_completed(futures):
             error = future.result()
             if error:
@@ -278,8 +318,28 @@ def build(release, sha256, target):
     )
     partial.rename(library)
     shutil.rmtree(obj_dir)
+    (target / "patches").write_text("".join(f"{p.stem}\n" for p in patches()))
     (target / "release").write_text(release + "\n")
     print(f"grpc-core: built {library}", flush=True)
+
+
+def seed_from_unpatched(release, sha256, target, obj_dir):
+    """Starts a patched build from the objects of the same build without
+    patches, when that one is complete and the patches change only
+    `.c`/`.cc` files: the patched files alone are compiled then."""
+    base = build_dir(release, sha256, with_patches=False)
+    changed = [source for patch in patches() for source in patched_sources(patch)]
+    if (
+        base == target
+        or not (base / "release").exists()
+        or any(obj_dir.iterdir())
+        or not all(source.endswith((".c", ".cc")) for source in changed)
+    ):
+        return
+    print(f"grpc-core: starting from the unpatched build in {base}", flush=True)
+    subprocess.run(["ar", "x", str(base / "lib" / "libgrpc_core.a")], cwd=obj_dir, check=True)
+    for source in changed:
+        (obj_dir / object_name(source)).unlink(missing_ok=True)
 
 
 def main():

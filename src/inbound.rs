@@ -1,15 +1,19 @@
 //! Requests decoded under the server's receive limit (`--max-message-size`).
 //!
-//! The C core can enforce that limit itself, with its message_size filter.
-//! In the gRPC 1.56 core that grpcio 0.13 ships, that filter goes through
-//! the promise adapter on every message and cost more than the rest of
-//! the call's filters together, in instructions per streamed message and
-//! in memory per open call (BENCHMARKS.md, "What moved the numbers"). So
-//! the server turns that filter off and checks each
-//! request's size here, as the request is decoded. A client sees the same
-//! thing as with the filter: RESOURCE_EXHAUSTED, "Received message larger
-//! than max (N vs. M)", checked once the message has arrived whole and
-//! before it is parsed.
+//! The C core enforces that limit first (`crate::limits`): its transport
+//! refuses a message whose length prefix passes it, and its decompression
+//! stops near it. Near, not at: the core inflates into blocks of 1 KiB and
+//! checks the limit between blocks, and with its filters fused (as the
+//! server runs them) the size check before decompression sees only the
+//! compressed size. A compressed request that inflates to up to 1 KiB past
+//! the limit therefore reaches the server, and is refused here, as it is
+//! decoded, with the core's own wording: RESOURCE_EXHAUSTED, "SERVER:
+//! Received message larger than max (N vs. M)".
+//!
+//! Until session 6 the server lifted the core's limit, to keep the core's
+//! message_size filter out of the stack, and checked sizes only here; the
+//! core then inflated a compressed request whole, whatever its size
+//! (README, "Hard to break", decompression bombs).
 //!
 //! Replies are not checked: they are the server's own, a few bytes each
 //! (reflection's descriptors are the largest, a few kB).
@@ -40,7 +44,7 @@ impl fmt::Display for TooLarge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Received message larger than max ({} vs. {})",
+            "SERVER: Received message larger than max ({} vs. {})",
             self.size, self.limit
         )
     }
@@ -133,7 +137,7 @@ mod tests {
         assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED);
         assert_eq!(
             status.message(),
-            "Received message larger than max (65 vs. 64)"
+            "SERVER: Received message larger than max (65 vs. 64)"
         );
     }
 }

@@ -32,12 +32,14 @@
 #![warn(missing_docs)]
 
 /// What every binary's `--version` prints after the project's name: its
-/// version and the gRPC C core release it runs on, e.g. `0.2.0 (gRPC C
-/// core 1.85.1)`.
+/// version, the gRPC C core release it runs on and the patches applied to
+/// it (`grpc-core/patches`), e.g. `0.2.0 (gRPC C core 1.85.1, patched:
+/// hpack-hard-limit-error-once)`.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (gRPC C core ",
     env!("GRPC_CORE_RELEASE"),
+    env!("GRPC_CORE_PATCH_NOTE"),
     ")"
 );
 

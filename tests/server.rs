@@ -181,12 +181,34 @@ fn core_release() -> String {
         .to_string()
 }
 
+/// ", patched: a, b" for the patches in grpc-core/patches, by name, in the
+/// order build.py applies them; empty for none.
+fn core_patch_note() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grpc-core/patches");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.extension().is_some_and(|ext| ext == "patch"))
+                .filter_map(|path| Some(path.file_stem()?.to_str()?.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(", patched: {}", names.join(", "))
+    }
+}
+
 #[test]
-fn every_binary_names_the_project_and_the_core_release() {
+fn every_binary_names_the_project_the_core_release_and_its_patches() {
     let expected = format!(
-        "fibonacci-grpc {} (gRPC C core {})\n",
+        "fibonacci-grpc {} (gRPC C core {}{})\n",
         env!("CARGO_PKG_VERSION"),
-        core_release()
+        core_release(),
+        core_patch_note()
     );
     for binary in [
         SERVER,

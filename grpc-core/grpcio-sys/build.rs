@@ -12,7 +12,11 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let grpc_core = manifest_dir.parent().expect("grpc-core/grpcio-sys has a parent");
     let build_script = grpc_core.join("build.py");
-    for input in [build_script.clone(), grpc_core.join("release.txt")] {
+    for input in [
+        build_script.clone(),
+        grpc_core.join("release.txt"),
+        grpc_core.join("patches"),
+    ] {
         println!("cargo:rerun-if-changed={}", input.display());
     }
     println!("cargo:rerun-if-changed=wrap");
@@ -26,6 +30,11 @@ fn main() {
     let library_dir = core_dir.join("lib");
     println!("cargo:rerun-if-changed={}", library_dir.join("libgrpc_core.a").display());
     println!("cargo:rustc-env=GRPC_CORE_RELEASE={}", release.trim());
+    // The patches build.py applied to the release (grpc-core/patches), by
+    // name, comma-separated; empty for none.
+    let patches = std::fs::read_to_string(core_dir.join("patches")).unwrap_or_default();
+    let patches: Vec<&str> = patches.lines().filter(|line| !line.is_empty()).collect();
+    println!("cargo:rustc-env=GRPC_CORE_PATCHES={}", patches.join(","));
 
     let sources = core_dir.join("src");
     cc::Build::new()
@@ -52,6 +61,7 @@ fn main() {
     // (DEP_GRPC_ROOT, DEP_GRPC_RELEASE).
     println!("cargo:root={}", core_dir.display());
     println!("cargo:release={}", release.trim());
+    println!("cargo:patches={}", patches.join(","));
 }
 
 /// The directory of the built core, as `build.py --locate` names it (one

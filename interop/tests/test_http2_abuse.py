@@ -4,17 +4,25 @@ A raw HTTP/2 attacker (http2_attacker.py, a process of its own) runs each
 of its attacks against a fresh server while a grpcio client calls
 AtIndex(7) in a loop: rapid reset from one and from eight connections,
 streams past MAX_CONCURRENT_STREAMS never finished, a CONTINUATION flood,
-headers of 1 MiB, an HPACK bomb, PING and SETTINGS floods from a client
-that never reads, empty DATA frames without end, a zero window with many
-GetSequence(46) streams, a socket that is never read, and connections
-opened and reset by the thousand. What must hold is
-what a user of the server would notice: every call of the well-behaved
-client is answered, and answered right; its p99 latency stays under 250 ms
-and no call takes a second (under the floods of headers, which buy the
-server's CPU with the attacker's bytes, no call outlasts the flood by 2 s);
-the server's resident memory grows by less than 96 MB at the peak and is
-back within 16 MB of where it began 10 s after the attack; and the server
-still answers afterwards.
+headers of 1 MiB, PING and SETTINGS floods from a client that never
+reads, empty DATA frames without end, a zero window with many
+GetSequence(46) streams, a socket that is never read, connections opened
+and reset by the thousand, decompression bombs (gzip and deflate), the
+MadeYouReset frames (WINDOW_UPDATE of 0, DATA after END_STREAM, DATA past
+the window), requests whose deadline has passed on arrival, and 1 MiB
+requests sent a byte a frame. What must hold is what a user of the server
+would notice: every call of the well-behaved client is answered, and
+answered right; its p99 latency stays under 250 ms and no call takes a
+second (under the floods of headers, which buy the server's CPU with the
+attacker's bytes, no call outlasts the flood by 2 s); the server's
+resident memory grows by less than 64 MB at the peak and is back within
+16 MB of where it began 10 s after the attack; and the server still
+answers afterwards. Where every request must get the same answer, every
+answer the attacker decoded is that one.
+
+The attacks marked open_issue (an HPACK bomb, decompression bombs under
+the limit on the wire) are ones the server does not hold yet (README,
+"Hard to break", Open); make test leaves them out.
 
 All traffic is on loopback, and every attack is bounded in streams and
 seconds.
@@ -46,12 +54,11 @@ P99_BOUND_S = 0.250
 # users (the PING flood did, before the server turned off ping strikes).
 SLOWEST_BOUND_S = 1.0
 # Except under the floods whose every byte costs the server CPU (headers
-# the core must decode: an HPACK bomb, endless CONTINUATION frames, 1 MiB
-# headers). The core's event engine has no fairness between connections,
-# so on two cores the attacker's connections can hold every worker thread
-# while the engine adds one thread a second (README, "Hard to break"). A
-# call may then wait out the flood (seen: up to 3.2 s of its 6), but not
-# outlast it by more than 2 s.
+# the core must decode: endless CONTINUATION frames, 1 MiB headers). The
+# core's event engine has no fairness between connections, so on two
+# cores the attacker's connections can hold every worker thread while the
+# engine adds one thread a second (README, "Hard to break"). A call may
+# then wait out the flood, but not outlast it by more than 2 s.
 ATTACK_S = 6
 CPU_FLOODS = ("continuation-flood", "big-header")
 SLOWEST_BOUND_UNDER_CPU_FLOOD_S = {attack: ATTACK_S + 2.0 for attack in CPU_FLOODS}
@@ -136,17 +143,18 @@ UNDER_THE_WIRE_MIB = "60"
 
 
 def attack_case(attack, connections, evidence, least, attacker_args=(), server_args=(),
-                answer=None, name=None, open_issue=False):
+                answer=None, name=None, open_issue=False, memory_open=False):
     """One attack of the suite: what runs it (attacker and server flags),
     what shows it really ran (a count in its report and the least it must
     reach) and, where every request must get the same answer, that answer:
     its status code and the start of its message. `open_issue`: the server
     does not hold this one yet (README, Hard to break, Open); make test
-    leaves it out."""
+    leaves it out; `memory_open`: all is asserted but the peak memory,
+    which is the open part."""
     marks = [pytest.mark.open_issue] if open_issue else []
     return pytest.param(attack, connections, evidence, least, tuple(attacker_args),
-                        tuple(server_args), answer, id=f"{name or attack}-{connections}",
-                        marks=marks)
+                        tuple(server_args), answer, memory_open,
+                        id=f"{name or attack}-{connections}", marks=marks)
 
 
 # Bounded in frames too, far above what one core sends in its seconds, so
@@ -157,6 +165,12 @@ ATTACKS = [
     attack_case("stream-flood", 8, "streams", 10_000),
     attack_case("continuation-flood", 8, "bytes", 10 << 20),
     attack_case("big-header", 8, "bytes", 10 << 20),
+    # The HPACK bomb: its CPU cost per byte is fixed (the core patch
+    # grpc-core/patches/hpack-hard-limit-error-once.patch), its memory not
+    # yet (README, "Hard to break", Open): the first case asserts all but
+    # the peak memory, the second everything.
+    attack_case("hpack-bomb", 8, "streams", 100, name="hpack-bomb-but-memory",
+                memory_open=True),
     attack_case("hpack-bomb", 8, "streams", 100, open_issue=True),
     attack_case("ping-flood", 8, "bytes", 1 << 20),
     attack_case("settings-flood", 8, "bytes", 1 << 20),
@@ -187,11 +201,11 @@ ATTACKS = [
 ]
 
 
-@pytest.mark.parametrize("attack, connections, evidence, least, attacker_args, server_args, answer",
-                         ATTACKS)
+@pytest.mark.parametrize("attack, connections, evidence, least, attacker_args, server_args, answer, "
+                         "memory_open", ATTACKS)
 def test_the_server_serves_a_well_behaved_client_through(fresh_server, attack, connections,
                                                          evidence, least, attacker_args,
-                                                         server_args, answer):
+                                                         server_args, answer, memory_open):
     server = fresh_server("rust", *server_args)
     pid = server.process.pid
     client = WellBehavedClient(server.address)
@@ -226,7 +240,8 @@ def test_the_server_serves_a_well_behaved_client_through(fresh_server, attack, c
     assert calls_during > 0, summary
     assert client.p99() < P99_BOUND_S, summary
     assert max(client.latencies) < SLOWEST_BOUND_UNDER_CPU_FLOOD_S.get(attack, SLOWEST_BOUND_S), summary
-    assert peak - baseline < PEAK_GROWTH_BOUND, summary
+    if not memory_open:
+        assert peak - baseline < PEAK_GROWTH_BOUND, summary
     assert settled - baseline < SETTLED_BOUND, summary
     if answer:
         # Every request the server answered got this answer, and at least
@@ -308,16 +323,16 @@ def hoard_round(server) -> dict:
 
 
 def test_idle_connections_by_the_thousand_leave_room_for_new_clients(launch):
-    """3,000 connections that send the preface and SETTINGS and then
+    """2,000 connections that send the preface and SETTINGS and then
     nothing, held open, against a server whose soft limit on open files is
     1,024: new clients still connect and are answered, because the server
-    raises its soft limit to the hard one at start-up. Left at 1,024, it
-    could accept no one past the idle connections, and every new client
-    waited out its deadline.
+    sets its soft limit to what its connection cap (2,048) needs at
+    start-up. Left at 1,024, it could accept no one past the idle
+    connections, and every new client waited out its deadline.
 
     Memory: the core keeps the poller's handle of every connection it held
     at once, for reuse, among the pages those connections used, so what
-    3,000 connections leave is not handed back; it is reused, and a second
+    2,000 connections leave is not handed back; it is reused, and a second
     hoard adds next to nothing to it."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < HOARDED + 1_000:

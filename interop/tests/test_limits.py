@@ -200,9 +200,10 @@ def test_compressed_requests_under_the_limit_are_answered(launch):
 def test_compressed_requests_past_the_limit_are_refused(launch, inflated, details):
     """Just past the limit, and a bomb of 64 MiB in about 64 kB of gzip
     (under the limit on the wire): RESOURCE_EXHAUSTED, in the C core's
-    words (a message that inflates to within a block of the limit is
-    inflated and then measured; a larger one is refused as it inflates),
-    and the server holds no more than about the limit for it."""
+    words, and the server holds no more than about the limit for it. The
+    core inflates in blocks of 1 KiB and refuses a bomb as it inflates; a
+    message within a block past the limit is inflated whole and refused by
+    the server as it is decoded (src/inbound.rs), in the same words."""
     server = launch("--max-message-size", "65536")
     baseline = resident_bytes(server.process.pid)
     with grpc.insecure_channel(server.address, compression=grpc.Compression.Gzip) as channel:
