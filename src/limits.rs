@@ -77,11 +77,6 @@ pub struct CoreLimit {
 const METADATA_SOFT_LIMIT: i32 = 8 * 1024;
 const METADATA_HARD_LIMIT: i32 = 16 * 1024;
 
-/// The most the core reads from a connection at once, in bytes. Requests
-/// here are a few bytes; what a larger read buys is throughput for large
-/// messages, which this service does not have.
-const MAX_READ_CHUNK: i32 = 64 * 1024;
-
 /// The C core takes these as i32; values past that mean "no limit".
 fn clamp(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
@@ -101,14 +96,6 @@ pub fn core_limits(limits: &Limits) -> Vec<CoreLimit> {
                        whose length prefix passes it before buffering it, and decompression \
                        stops at it",
             test: "test_compressed_requests_past_the_limit_are_refused",
-        },
-        CoreLimit {
-            arg: c"grpc.experimental.tcp_max_read_chunk_size",
-            value: MAX_READ_CHUNK,
-            protects: "memory pinned by fast senders: the core grows a connection's reads to \
-                       4 MiB at most by default, and a flood of headers from 8 connections held \
-                       tens of megabytes in read buffers",
-            test: "test_the_server_serves_a_well_behaved_client_through[hpack-bomb-but-memory-8]",
         },
         CoreLimit {
             arg: c"grpc.max_send_message_length",
