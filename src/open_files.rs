@@ -1,4 +1,4 @@
-//! The server's limit on open files, raised to what the system allows.
+//! The server's limit on open files, set to what its connection cap needs.
 //!
 //! Every connection is a file descriptor, and a shell's soft limit is
 //! often 1,024, far below the hard limit. A server left at the soft limit

@@ -93,7 +93,7 @@ struct ConnectionLimits {
 impl ConnectionLimits {
     /// The limits for this process: [`MAX_OPEN_CONNECTIONS`], or a quarter
     /// of its limit on open files if that is fewer. Read once the server
-    /// has raised that limit (`open_files`), at start-up.
+    /// has set that limit (`open_files`), at start-up.
     fn for_this_process() -> ConnectionLimits {
         let open_files = open_files::current_limit().unwrap_or(u64::MAX);
         let share = usize::try_from(open_files / OPEN_FILES_SHARE).unwrap_or(usize::MAX);
