@@ -52,6 +52,8 @@ fn catalog() -> &'static Catalog {
                 reflection::V1_FILE_DESCRIPTOR,
             ],
         )
+        // Test code only (this module is cfg(test)); the descriptors are the
+        // build's own, which the server also parses at every start-up.
         .expect("the compiled descriptors parse")
     })
 }

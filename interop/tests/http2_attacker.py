@@ -85,10 +85,14 @@ class Connection:
     """One attacking connection: a socket, the next stream id, and what
     the server sent that is not yet parsed."""
 
-    def __init__(self, port: int, deadline: float, settings=None, reads: bool = True):
+    def __init__(self, port: int, deadline: float, settings=None, reads: bool = True,
+                 acks_pings: bool = True):
         self.deadline = deadline
-        # A client that never reads does not acknowledge anything either.
+        # A client that never reads does not acknowledge anything either;
+        # one that reads may still leave the server's PINGs unanswered.
         self.reads = reads
+        self.acks_pings = acks_pings
+        self.pings = 0
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.sendall(PREFACE + SettingsFrame(0, settings=settings or {}).serialize())
@@ -129,16 +133,20 @@ class Connection:
         client that never reads only checks that it may still write."""
         if not self.reads:
             return True
+        # What came before the server closed (its GOAWAY, say) is parsed
+        # all the same.
+        open_ = True
         try:
             while True:
                 chunk = self.sock.recv(1 << 16)
                 if not chunk:
-                    return False
+                    open_ = False
+                    break
                 self.inbound += chunk
         except BlockingIOError:
             pass
         except OSError:
-            return False
+            open_ = False
         replies = []
         while len(self.inbound) >= 9:
             frame, length = Frame.parse_frame_header(memoryview(self.inbound[:9]))
@@ -150,7 +158,9 @@ class Connection:
                 self.apply_settings(frame.settings)
                 replies.append(SettingsFrame(0, flags=["ACK"]).serialize())
             elif isinstance(frame, PingFrame) and "ACK" not in frame.flags:
-                replies.append(PingFrame(0, frame.opaque_data, flags=["ACK"]).serialize())
+                self.pings += 1
+                if self.acks_pings:
+                    replies.append(PingFrame(0, frame.opaque_data, flags=["ACK"]).serialize())
             elif isinstance(frame, GoAwayFrame):
                 self.goaways += 1
             elif isinstance(frame, WindowUpdateFrame):
@@ -169,6 +179,8 @@ class Connection:
                 self.header_block += frame.data
                 if "END_HEADERS" in frame.flags:
                     self.read_header_block()
+        if not open_:
+            return False
         self.owed += b"".join(replies)
         if self.owed and not self.sending:
             return self.send(b"")

@@ -2,7 +2,6 @@
 message size, compressed or not, and the concurrent streams per
 connection."""
 
-import socket
 import subprocess
 import threading
 import time
@@ -19,8 +18,7 @@ from harness.servers import AT_INDEX, STEP_TIMEOUT
 from harness.procfs import resident_bytes
 from harness.wire import grpc_frame, varint
 from conftest import at_index, code_of, open_stream_sequence
-from hyperframe.frame import Frame, GoAwayFrame, PingFrame, SettingsFrame
-from http2_attacker import PREFACE, Connection, grpc_request, header_frames
+from http2_attacker import Connection, grpc_request
 
 
 def number_7_padded_to(size: int) -> bytes:
@@ -253,31 +251,16 @@ def test_keepalive_drops_a_connection_whose_peer_stops_answering(launch):
     after that: a dead peer cannot hold a connection and its calls."""
     server = launch("--keepalive-time", "1", "--keepalive-timeout", "1")
     block, _ = grpc_request(STREAM_SEQUENCE, server.address, b"")
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=KEEPALIVE_WAIT_S)
-    sock.sendall(PREFACE + SettingsFrame(0).serialize() + header_frames(1, block))
+    conn = Connection(server.port, deadline=time.monotonic() + KEEPALIVE_WAIT_S,
+                      acks_pings=False)
+    conn.open_stream(block)
     started = time.monotonic()
-    pings, goaways, inbound = 0, 0, bytearray()
-    while True:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            break
-        inbound += chunk
-        while len(inbound) >= 9:
-            frame, length = Frame.parse_frame_header(memoryview(inbound[:9]))
-            if len(inbound) < 9 + length:
-                break
-            frame.parse_body(memoryview(inbound[9:9 + length]))
-            del inbound[:9 + length]
-            if isinstance(frame, SettingsFrame) and "ACK" not in frame.flags:
-                sock.sendall(SettingsFrame(0, flags=["ACK"]).serialize())
-            elif isinstance(frame, PingFrame) and "ACK" not in frame.flags:
-                pings += 1
-            elif isinstance(frame, GoAwayFrame):
-                goaways += 1
+    while conn.answer() and time.monotonic() < conn.deadline:
+        time.sleep(0.01)
     dropped_after = time.monotonic() - started
-    sock.close()
-    assert pings == 1
-    assert goaways == 1
+    conn.close()
+    assert conn.pings == 1
+    assert conn.goaways == 1
     # Two seconds of keepalive (time, then timeout), with a second of
     # timer slack either way.
     assert 1.0 < dropped_after < 3.0, dropped_after
