@@ -3,8 +3,8 @@
 The abuse tests record, per test, the server's peak memory growth and the
 well-behaved client's slowest call (conftest.record). With INTEROP_FIGURES
 set, every run appends them to one file; this prints, per test, how many
-runs there were and the worst of each figure, for the README's hardening
-section:
+runs there were and the worst of each figure, for the table in
+docs/hardening.md ("What the attacks cost"):
 
     rm -f /tmp/figures.jsonl
     for run in $(seq 10); do INTEROP_FIGURES=/tmp/figures.jsonl make test || break; done

@@ -13,7 +13,7 @@
 //! Until session 6 the server lifted the core's limit, to keep the core's
 //! message_size filter out of the stack, and checked sizes only here; the
 //! core then inflated a compressed request whole, whatever its size
-//! (README, "Hard to break", decompression bombs).
+//! (docs/hardening.md, "Decompression bombs").
 //!
 //! Replies are not checked: they are the server's own, a few bytes each
 //! (reflection's descriptors are the largest, a few kB).

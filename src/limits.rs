@@ -3,9 +3,9 @@
 //! [`Limits`] holds the bounds the command line sets. [`core_limits`] turns
 //! them, with the settings that are not flags, into the C core's channel
 //! arguments, as data: each with its value, what it protects the server
-//! from, and the test that shows it. The README's limit table is the same
-//! list with the limits that are not channel arguments (the memory quota,
-//! open files), and a unit test below keeps the two in step.
+//! from, and the test that shows it. The limit table in docs/hardening.md
+//! is the same list with the limits that are not channel arguments (the
+//! memory quota, open files), and a unit test below keeps the two in step.
 
 use std::ffi::CStr;
 use std::time::Duration;
@@ -178,7 +178,7 @@ pub fn core_limits(limits: &Limits) -> Vec<CoreLimit> {
         // (a client that never reads) the close waits, and each PING grows
         // the pending close's error message by one more copy of itself:
         // quadratic work that kept the core's few worker threads busy and
-        // stalled every other client (README, "Hard to break").
+        // stalled every other client (docs/hardening.md, "The PING flood").
         CoreLimit {
             arg: c"grpc.http2.max_ping_strikes",
             value: 0,
@@ -194,7 +194,7 @@ pub fn core_limits(limits: &Limits) -> Vec<CoreLimit> {
 mod tests {
     use super::*;
 
-    const README: &str = include_str!("../README.md");
+    const LIMIT_TABLE: &str = include_str!("../docs/hardening.md");
 
     fn test_sources() -> String {
         let mut sources = String::new();
@@ -214,13 +214,13 @@ mod tests {
     }
 
     #[test]
-    fn every_core_limit_is_in_the_readme_table_and_has_a_test() {
+    fn every_core_limit_is_in_the_limit_table_and_has_a_test() {
         let sources = test_sources();
         for limit in core_limits(&Limits::default()) {
             let arg = limit.arg.to_str().expect("an ASCII name");
             assert!(
-                README.contains(&format!("| `{arg}` |")),
-                "README's limit table has no row for {arg}"
+                LIMIT_TABLE.contains(&format!("| `{arg}` |")),
+                "the limit table in docs/hardening.md has no row for {arg}"
             );
             let (function, case) = match limit.test.split_once('[') {
                 Some((function, case)) => (function, case.trim_end_matches(']')),

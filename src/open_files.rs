@@ -4,8 +4,8 @@
 //! often 1,024, far below the hard limit. A server left at the soft limit
 //! is taken down by anyone who opens that many idle connections: past it,
 //! the C core cannot accept, and every new client waits in the listen
-//! backlog behind the idle ones until its deadline (README, "Hard to
-//! break"). So the server sets its soft limit at start-up to what its
+//! backlog behind the idle ones until its deadline (docs/hardening.md,
+//! "Idle connections by the thousand"). So the server sets its soft limit at start-up to what its
 //! connection cap (`--max-connections`) needs, and the files it keeps
 //! besides, up to the hard limit.
 //!

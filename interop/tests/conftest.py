@@ -286,7 +286,8 @@ def pki(tmp_path_factory):
 
 
 # --------------------------------------------------------------------------
-# Facts measured by the suite, printed at the end of the run for the README.
+# Facts measured by the suite, printed at the end of the run for the documents
+# (docs/interop.md, docs/hardening.md).
 
 MEASUREMENTS: List[str] = []
 

@@ -9,7 +9,7 @@
   serves 200 open calls and answers the 201st at once.
 
 The measured facts are printed at the end of the run ("interop
-measurements") for the README.
+measurements") for docs/interop.md.
 """
 
 import queue

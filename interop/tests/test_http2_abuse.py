@@ -22,8 +22,8 @@ answers afterwards. Where every request must get the same answer, every
 answer the attacker decoded is that one.
 
 The attacks marked open_issue (an HPACK bomb, decompression bombs under
-the limit on the wire) are ones the server does not hold yet (README,
-"Hard to break", Open); make test leaves them out.
+the limit on the wire) are ones the server does not hold yet
+(docs/hardening.md, "Open"); make test leaves them out.
 
 All traffic is on loopback, and every attack is bounded in streams and
 seconds.
@@ -58,8 +58,8 @@ SLOWEST_BOUND_S = 1.0
 # the core must decode: endless CONTINUATION frames, 1 MiB headers). The
 # core's event engine has no fairness between connections, so on two
 # cores the attacker's connections can hold every worker thread while the
-# engine adds one thread a second (README, "Hard to break"). A call may
-# then wait out the flood, but not outlast it by more than 2 s.
+# engine adds one thread a second (docs/hardening.md, "The PING flood").
+# A call may then wait out the flood, but not outlast it by more than 2 s.
 ATTACK_S = 6
 CPU_FLOODS = ("continuation-flood", "big-header")
 SLOWEST_BOUND_UNDER_CPU_FLOOD_S = {attack: ATTACK_S + 2.0 for attack in CPU_FLOODS}
@@ -153,7 +153,7 @@ def attack_case(attack, connections, evidence, least, attacker_args=(), server_a
     what shows it really ran (a count in its report and the least it must
     reach) and, where every request must get the same answer, that answer:
     its status code and the start of its message. `open_issue`: the server
-    does not hold this one yet (README, Hard to break, Open); make test
+    does not hold this one yet (docs/hardening.md, Open); make test
     leaves it out; `memory_open`: all is asserted but the peak memory,
     which is the open part."""
     marks = [pytest.mark.open_issue] if open_issue else []
@@ -172,7 +172,7 @@ ATTACKS = [
     attack_case("big-header", 8, "bytes", 10 << 20),
     # The HPACK bomb: its CPU cost per byte is fixed (the core patch
     # grpc-core/patches/hpack-hard-limit-error-once.patch), its memory not
-    # yet (README, "Hard to break", Open): the first case asserts all but
+    # yet (docs/hardening.md, "Open"): the first case asserts all but
     # the peak memory, the second everything.
     attack_case("hpack-bomb", 8, "streams", 100, name="hpack-bomb-but-memory",
                 memory_open=True),
@@ -200,7 +200,7 @@ ATTACKS = [
     attack_case("window-update-zero", 8, "streams", 10_000),
     attack_case("data-after-end-stream", 8, "streams", 10_000),
     # Each stream first fills the server's window (4 MiB at first): few.
-    # Its peak memory is open (README, "Hard to break", Open).
+    # Its peak memory is open (docs/hardening.md, "Open").
     attack_case("data-past-window", 8, "streams", 16, name="data-past-window-but-memory",
                 memory_open=True),
     attack_case("data-past-window", 8, "streams", 16, open_issue=True),

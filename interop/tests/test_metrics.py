@@ -468,8 +468,8 @@ def test_the_metrics_endpoint_outlives_running_out_of_open_files(server_with_ope
 
 PROMETHEUS = shutil.which("prometheus")
 
-# The README's queries ("Metrics"), checked here to be valid PromQL.
-README_QUERIES = [
+# The queries of docs/running.md ("Metrics"), checked here to be valid PromQL.
+DOCUMENTED_QUERIES = [
     'sum by (grpc_method) (rate(grpc_server_handled_total{grpc_service="fibonacci.Fibonacci",'
     'grpc_code!="OK"}[5m])) / sum by (grpc_method) (rate(grpc_server_started_total'
     '{grpc_service="fibonacci.Fibonacci"}[5m]))',
@@ -569,5 +569,5 @@ def test_prometheus_scrapes_the_counters(fresh_server, prometheus):
                                '{grpc_service="fibonacci.Fibonacci"}) > 0')
     }
     assert by_code == {"OK": 6, "InvalidArgument": 1, "OutOfRange": 2}
-    for promql in README_QUERIES:
+    for promql in DOCUMENTED_QUERIES:
         query(api, promql)

@@ -128,7 +128,7 @@ def test_stream_sequence_refusal_sends_no_value_of_the_refused_request(rust_stub
 
 
 def test_guide_server_reports_int32_overflow_as_unknown(python_stub):
-    """The reference's behaviour at the same edges, for the README's table."""
+    """The reference's behaviour at the same edges, for the table in docs/semantics.md."""
     t = STEP_TIMEOUT
     assert status_of(lambda: python_stub.AtIndex(Number(47), timeout=t)) == (grpc.StatusCode.UNKNOWN, PY_CALL_47)
     assert python_stub.AtIndex(Number(-1), timeout=t).value == 0
