@@ -28,6 +28,11 @@ export PATH  := $(VENV)/bin:$(PATH)
 # binaries run, and interop/requirements.txt pins Python's grpcio packages
 # to it through this variable.
 export GRPCIO_VERSION := $(word 1,$(shell grep -v '^\#' grpc-core/release.txt))
+# XDS=1: the core with xDS and RLS, every file of the release compiled, as
+# Python's grpcio ships it (a cache of its own; see grpc-core/build.py).
+ifdef XDS
+export FIB_GRPC_CORE_XDS := $(XDS)
+endif
 
 .PHONY: help core build run-server run-clients test guide fuzz fmt
 
@@ -39,7 +44,7 @@ help:
 	@echo "make run-clients  run the guide's four clients against ADDRESS=$(ADDRESS)"
 	@echo "make test         every check: unit, integration, doctests, interop, GUIDE.md"
 	@echo "make guide        refresh GUIDE.md: its excerpts from the code, its sessions from the binaries"
-	@echo "make core         only the gRPC C core $(GRPCIO_VERSION) (cached per machine)"
+	@echo "make core         only the gRPC C core $(GRPCIO_VERSION) (cached per machine; XDS=1 with xDS)"
 	@echo "make interop      only the interop suite (Python, Rust, grpc-js)"
 	@echo "make fuzz         the fuzz targets, FUZZ_CASES=$(FUZZ_CASES) cases each"
 	@echo "make soak         10 minutes of load with HTTP/2 abuse taking turns (SOAK_ARGS=...)"

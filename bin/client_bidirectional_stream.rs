@@ -9,11 +9,17 @@ use fibonacci_grpc::proto::Number;
 use futures::SinkExt;
 use futures_executor::block_on;
 use grpcio::{ClientDuplexReceiver, WriteFlags};
-use structopt::StructOpt;
+
+/// What `--help` says this client does; the address and flags follow it.
+const ABOUT: &str = "\
+    Asks for increments until an empty line; after each, prints that many \
+    more Fibonacci numbers, streamed both ways on one call (StreamSequence): \
+    the guide's client_bidirectional_stream.py. Connects to ADDRESS (default \
+    localhost:1337), with TLS if --tls-ca is given.";
 
 // guide:start main
 fn main() -> ExitCode {
-    client::run(ClientOptions::from_args(), |session| {
+    client::run(ClientOptions::for_client(ABOUT), |session| {
         let (mut requests, replies) = session.client.stream_sequence()?;
         let mut replies = Replies::new(replies);
         let mut index = 0;

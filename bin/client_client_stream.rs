@@ -8,11 +8,17 @@ use fibonacci_grpc::proto::Number;
 use futures::SinkExt;
 use futures_executor::block_on;
 use grpcio::WriteFlags;
-use structopt::StructOpt;
+
+/// What `--help` says this client does; the address and flags follow it.
+const ABOUT: &str = "\
+    Asks for indices until an empty line, streams them to the server and \
+    prints the sum of their Fibonacci numbers (SumIndicies): the guide's \
+    client_client_stream.py. Connects to ADDRESS (default localhost:1337), \
+    with TLS if --tls-ca is given.";
 
 // guide:start main
 fn main() -> ExitCode {
-    client::run(ClientOptions::from_args(), |session| {
+    client::run(ClientOptions::for_client(ABOUT), |session| {
         let (mut requests, reply) = session.client.sum_indicies()?;
         while let Some(index) = session
             .terminal

@@ -4,11 +4,16 @@ use std::process::ExitCode;
 
 use fibonacci_grpc::client::{self, ClientOptions};
 use fibonacci_grpc::proto::Number;
-use structopt::StructOpt;
+
+/// What `--help` says this client does; the address and flags follow it.
+const ABOUT: &str = "\
+    Asks for an index n and prints F(n), the n-th Fibonacci number, from one \
+    AtIndex call: the guide's client_unary.py. Connects to ADDRESS (default \
+    localhost:1337), with TLS if --tls-ca is given.";
 
 // guide:start main
 fn main() -> ExitCode {
-    client::run(ClientOptions::from_args(), |session| {
+    client::run(ClientOptions::for_client(ABOUT), |session| {
         let index = session.terminal.ask_index("enter an index integer: ")?;
         let reply = session.client.at_index(&Number::from(index))?;
         session

@@ -16,20 +16,34 @@ build that differs from a complete one only by patches to `.c`/`.cc`
 files starts from that build's objects and compiles the patched files
 alone.
 
+What is compiled: by default, only the files the project's binaries link
+(grpc-core/link-set.txt, which grpc-core/link_set.py derives from the
+final links), with xDS and RLS left out of grpc_init's plugin registry by
+the core's own switches (GRPC_NO_XDS, GRPC_NO_RLS), as its grpc_unsecure
+target does. With FIB_GRPC_CORE_XDS=1 (make core XDS=1): every file of the
+release, xDS and RLS in, as Python's grpcio builds it. A link-set.txt
+written for another release is not used: every file is compiled then,
+with a warning to derive the set again.
+
 Everything lives in a cache outside the work tree, one directory per key
-(release, archive hash, flags, compiler, layout, patches), so a second clone on
-the same machine links against the same library without compiling anything:
+(release, archive hash, flags, compiler, layout, file set, patches), so a
+second clone on the same machine links against the same library without
+compiling anything:
 
     $XDG_CACHE_HOME/fibonacci-grpc/grpc-core/<release>-<key>/
         src/     the unpacked source distribution (headers for grpc_wrap.cc)
         obj/     objects, while building (an interrupted build resumes)
         lib/libgrpc_core.a
         patches  the names of the patches applied, one a line
+        compile-seconds.tsv  CPU seconds per compiled file (user + system)
         release  the release, written last: the build is complete
 
 Usage:
     build.py            build unless the cache has it; print its directory
     build.py --locate   print the directory if it is built, else fail
+    build.py --every-file   every file of the release, compiled as by
+                        default (without xDS and RLS): what link_set.py
+                        links against to find the link set
 
 Standard library only: it runs before any virtualenv exists.
 """
@@ -37,8 +51,10 @@ Standard library only: it runs before any virtualenv exists.
 import argparse
 import concurrent.futures
 import fcntl
+import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +67,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RELEASE_FILE = HERE / "release.txt"
 PATCH_DIR = HERE / "patches"
+LINK_SET_FILE = HERE / "link-set.txt"
 PYPI_SIMPLE = "https://pypi.org/simple/grpcio/"
 
 # Bumped when what this script puts in the cache changes shape; editing the
@@ -82,6 +99,31 @@ COMMON_FLAGS = [
 ]
 CXX_FLAGS = ["-std=c++17", "-fno-exceptions"]
 
+# The core's own switches that leave xDS and RLS out of grpc_init's plugin
+# registry (src/core/plugin_registry); nothing else in the release reads
+# them, so with them the final link no longer pulls in xDS's files.
+WITHOUT_XDS_FLAGS = ["-DGRPC_NO_XDS", "-DGRPC_NO_RLS"]
+
+# gcc's garbage collector runs less often (it collects once the heap grew by
+# 100% over at least 1 GiB): a tenth less CPU on the core's heavy C++
+# files, with the same objects byte for byte (measured: BENCHMARKS.md,
+# "The cold build"). Only the compiler's own bookkeeping changes.
+GCC_SPEED_FLAGS = ["--param", "ggc-min-expand=100", "--param", "ggc-min-heapsize=1048576"]
+
+# A precompiled header for the core's own C++ files (src/core/**.cc): the
+# standard library's, abseil's and the core's headers that most of them
+# include (at least PCH_SHARE of a sample of PCH_SAMPLE files, found with
+# `g++ -M`), compiled once and given to each file with -include, so the
+# compiler loads them instead of parsing them again, 450 times. The files
+# parse the same declarations and keep their own includes' order after
+# them; the few that set macros before their first #include (e.g.
+# _GNU_SOURCE) are compiled without it. About a fifth less CPU on those
+# files (BENCHMARKS.md, "The cold build"); instructions per call are
+# unchanged (bench/callgrind.sh).
+PCH_SHARE = 0.7
+PCH_SAMPLE = 64
+PCH_NAME = "core-common.h"
+
 # setup.py's include directories, relative to the source distribution.
 INCLUDE_DIRS = [
     "include",
@@ -109,6 +151,21 @@ INCLUDE_DIRS = [
 EXTRA_SOURCES = ["third_party/abseil-cpp/absl/log/initialize.cc"]
 
 
+def with_xds():
+    """Whether this build keeps xDS and RLS (FIB_GRPC_CORE_XDS=1)."""
+    return os.environ.get("FIB_GRPC_CORE_XDS", "") not in ("", "0")
+
+
+def compile_flags(compiler):
+    """The flags every file gets from `compiler`, besides the language's."""
+    flags = list(COMMON_FLAGS)
+    if not with_xds():
+        flags += WITHOUT_XDS_FLAGS
+    if "Free Software Foundation" in compiler_banner(compiler):
+        flags += GCC_SPEED_FLAGS
+    return flags
+
+
 def read_release():
     """(release, sha256) from release.txt: the one line that is not a comment."""
     for line in RELEASE_FILE.read_text().splitlines():
@@ -127,14 +184,56 @@ def cache_root():
     return Path(base) / "fibonacci-grpc" / "grpc-core"
 
 
+_banners = {}
+
+
+def compiler_banner(compiler):
+    """What `compiler --version` prints (gcc names its maker there)."""
+    if compiler not in _banners:
+        try:
+            _banners[compiler] = subprocess.run(
+                [compiler, "--version"], capture_output=True, text=True, check=True
+            ).stdout
+        except (OSError, subprocess.CalledProcessError) as error:
+            sys.exit(f"grpc-core: cannot run the C compiler {compiler!r}: {error}")
+    return _banners[compiler]
+
+
 def compiler_identity(compiler):
-    try:
-        out = subprocess.run(
-            [compiler, "--version"], capture_output=True, text=True, check=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as error:
-        sys.exit(f"grpc-core: cannot run the C compiler {compiler!r}: {error}")
-    return out.splitlines()[0]
+    return compiler_banner(compiler).splitlines()[0]
+
+
+@functools.lru_cache(maxsize=None)
+def read_link_set(release, sha256):
+    """The files the binaries link, from link-set.txt, or None where the
+    file is missing or was derived from another release."""
+    if not LINK_SET_FILE.exists():
+        return None
+    lines = [line.strip() for line in LINK_SET_FILE.read_text().splitlines()]
+    header = next((line for line in lines if line.startswith("# release ")), "")
+    if header.split()[2:4] != [release, sha256]:
+        print(
+            f"grpc-core: {LINK_SET_FILE.name} is not for {release}: compiling every "
+            f"file; run grpc-core/link_set.py to compile only what is linked",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+def every_file_wanted():
+    """Whether link_set.py asked for every file (FIB_GRPC_CORE_EVERY_FILE=1),
+    so that grpcio-sys's build script finds that build too."""
+    return os.environ.get("FIB_GRPC_CORE_EVERY_FILE", "") not in ("", "0")
+
+
+def file_set(release, sha256, every_file=False):
+    """The files to compile: None for every file of the release, else the
+    link set (a list of paths in the source distribution)."""
+    if every_file or every_file_wanted() or with_xds():
+        return None
+    return read_link_set(release, sha256)
 
 
 def patches():
@@ -152,20 +251,22 @@ def patched_sources(patch):
     ]
 
 
-def build_dir(release, sha256, with_patches=True):
-    """The cache directory of this release, flags, compiler and (unless
-    `with_patches` is false) patches. Without patches the key is what it
-    was before patches existed, so unpatched builds keep their cache."""
+def build_dir(release, sha256, with_patches=True, every_file=False):
+    """The cache directory of this release, flags, compiler, file set and
+    (unless `with_patches` is false) patches."""
     key = hashlib.sha256()
+    files = file_set(release, sha256, every_file)
     parts = [
         release,
         sha256,
-        " ".join(COMMON_FLAGS + CXX_FLAGS + INCLUDE_DIRS + EXTRA_SOURCES),
+        " ".join(compile_flags(CC) + compile_flags(CXX) + CXX_FLAGS + INCLUDE_DIRS + EXTRA_SOURCES),
         CC,
         compiler_identity(CC),
         CXX,
         compiler_identity(CXX),
         str(LAYOUT),
+        "every file" if files is None else "\n".join(files),
+        f"precompiled header: {PCH_SHARE} of {PCH_SAMPLE}",
     ]
     if with_patches:
         parts += [f"{patch.name}:{file_sha256(patch)}" for patch in patches()]
@@ -238,7 +339,7 @@ def unpack(archive, release, src):
     staging.rmdir()
 
 
-def source_list(src):
+def every_source(src):
     """The files grpcio's setup.py compiles on Linux, assembly included."""
     namespace = {}
     exec((src / "src/python/grpcio/grpc_core_dependencies.py").read_text(), namespace)
@@ -246,6 +347,18 @@ def source_list(src):
     sources += list(namespace["ASM_SOURCE_FILES"]["crypto_asm"])
     sources += EXTRA_SOURCES
     return sources
+
+
+def source_list(src, files):
+    """What to compile: every source, or those of the link set `files`
+    (each checked to be one of the release's)."""
+    every = every_source(src)
+    if files is None:
+        return every
+    unknown = sorted(set(files) - set(every))
+    if unknown:
+        sys.exit(f"grpc-core: {LINK_SET_FILE.name} names files the release does not compile: {unknown[:5]}")
+    return files
 
 
 def object_name(source):
@@ -264,22 +377,131 @@ def compile_weight(source):
     return 0.02
 
 
-def compile_one(src, obj_dir, source):
+def compile_command(source, obj, pch=None):
+    is_cxx = source.endswith((".cc", ".cpp"))
+    compiler = CXX if is_cxx else CC
+    command = [compiler, "-c", source, "-o", obj]
+    command += compile_flags(compiler) + (CXX_FLAGS if is_cxx else [])
+    command += [f"-I{d}" for d in INCLUDE_DIRS]
+    if pch is not None:
+        command += ["-include", str(pch)]
+    return command
+
+
+def run_compiler(command, cwd):
+    """(exit code, stderr, CPU seconds) of one compiler run."""
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    stderr = process.stderr.read()
+    # wait4 rather than wait: the compiler's own CPU time, for the table of
+    # what each file costs.
+    _, status, usage = os.wait4(process.pid, 0)
+    return os.waitstatus_to_exitcode(status), stderr, usage.ru_utime + usage.ru_stime
+
+
+def compile_one(src, obj_dir, source, pch):
+    """Compiles `source` (with the precompiled header `pch`, if not None)
+    unless its object exists: (error or None, CPU seconds the compiler
+    took). A file that does not compile with the precompiled header is
+    compiled again without it, with a warning."""
     obj = obj_dir / object_name(source)
     if obj.exists():
-        return None
-    is_cxx = source.endswith((".cc", ".cpp"))
-    command = [CXX if is_cxx else CC, "-c", source, "-o", str(obj) + ".tmp"]
-    command += COMMON_FLAGS + (CXX_FLAGS if is_cxx else [])
-    command += [f"-I{d}" for d in INCLUDE_DIRS]
+        return None, 0.0
+    partial = str(obj) + ".tmp"
+    code, stderr, seconds = run_compiler(compile_command(source, partial, pch), src)
+    if code != 0 and pch is not None:
+        print(f"grpc-core: {source} again, without the precompiled header", flush=True)
+        code, stderr, more = run_compiler(compile_command(source, partial), src)
+        seconds += more
+    if code != 0:
+        return f"{source}:\n{' '.join(compile_command(source, partial))}\n{stderr}", seconds
+    os.replace(partial, obj)
+    return None, seconds
+
+
+def takes_pch(src, source):
+    """Whether `source` gets the precompiled header: the core's own C++
+    files, but not those that set a macro before their first #include
+    (it must come before any header, the precompiled one too)."""
+    if not (source.startswith("src/core/") and source.endswith(".cc")):
+        return False
+    text = (src / source).read_text(errors="replace")
+    before = text[: text.find("#include")]
+    return not any(line.lstrip().startswith("#") for line in before.splitlines())
+
+
+def included_headers(src, source):
+    """Every header `source` includes, directly or not, in the order the
+    preprocessor meets them (`-M`); empty if it cannot be preprocessed."""
+    command = compile_command(source, "-")  # -M writes to -o: stdout
+    command[command.index("-c")] = "-M"
     result = subprocess.run(command, cwd=src, capture_output=True, text=True)
     if result.returncode != 0:
-        return f"{source}:\n{' '.join(command)}\n{result.stderr}"
-    os.replace(str(obj) + ".tmp", obj)
-    return None
+        return []
+    return list(dict.fromkeys(result.stdout.replace("\\\n", " ").split()[2:]))
 
 
-def build(release, sha256, target):
+def common_headers(src, sources):
+    """The headers that at least PCH_SHARE of a sample of `sources` include,
+    as #include lines, in the order the sample first met each. Only headers
+    meant to be included: the C++ library's own (<vector>), abseil's and the
+    core's, none of their internal ones."""
+    sample = sources[:: max(1, len(sources) // PCH_SAMPLE)]
+    jobs = os.cpu_count() or 1
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        lists = list(pool.map(lambda source: included_headers(src, source), sample))
+    counts = {}
+    for headers in lists:
+        for header in headers:
+            counts[header] = counts.get(header, 0) + 1
+    lines = []
+    for header, count in counts.items():  # first met, first
+        if count < PCH_SHARE * len(sample) or "internal" in header:
+            continue
+        cxx_library = re.match(r"/.*/c\+\+/[^/]+/", header)
+        if cxx_library:
+            name = header[cxx_library.end():]
+            # <vector>, <string>: no directory, no extension. Not
+            # <iostream>: it adds a static constructor to every file.
+            if "/" not in name and "." not in name and name != "iostream":
+                lines.append(f"#include <{name}>")
+        elif not header.startswith("/") and header.endswith(".h"):
+            # The C library's (absolute paths) come in through the C++
+            # library's; the rest as the core's own files name them.
+            for directory in ("include/", "third_party/abseil-cpp/"):
+                header = header.removeprefix(directory)
+            lines.append(f'#include "{header}"')
+    return lines
+
+
+def precompiled_header(src, obj_dir, sources):
+    """The precompiled header for `sources`, built once into `obj_dir`,
+    or None where it cannot be (then every file parses its own headers)."""
+    header = obj_dir / PCH_NAME
+    compiled = obj_dir / (PCH_NAME + ".gch")
+    if compiled.exists():
+        return header
+    lines = common_headers(src, sources)
+    if not lines:
+        return None
+    header.write_text("// The headers most of the core's C++ files include (build.py).\n"
+                      + "\n".join(lines) + "\n")
+    command = compile_command(sources[0], str(compiled) + ".tmp")
+    command[command.index(sources[0])] = str(header)
+    command[command.index("-c")] = "-x"
+    command.insert(command.index("-x") + 1, "c++-header")
+    code, stderr, seconds = run_compiler(command, src)
+    if code != 0:
+        print(f"grpc-core: no precompiled header (it does not compile):\n{stderr[:2000]}",
+              file=sys.stderr, flush=True)
+        return None
+    os.replace(str(compiled) + ".tmp", compiled)
+    print(f"grpc-core: precompiled {len(lines)} common headers ({seconds:.0f} s)", flush=True)
+    return header
+
+
+def build(release, sha256, target, files):
     target.mkdir(parents=True, exist_ok=True)
     downloads = cache_root() / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
@@ -287,10 +509,10 @@ def build(release, sha256, target):
     src = target / "src"
     unpack(archive, release, src)
 
-    sources = source_list(src)
+    sources = source_list(src, files)
     obj_dir = target / "obj"
     obj_dir.mkdir(exist_ok=True)
-    seed_from_unpatched(release, sha256, target, obj_dir)
+    seed_from_unpatched(release, sha256, target, obj_dir, files is None)
     done = sum((obj_dir / object_name(s)).exists() for s in sources)
     jobs = os.cpu_count() or 1
     print(
@@ -305,9 +527,16 @@ def build(release, sha256, target):
         missing.sort(key=compile_weight, reverse=True)
         weight_left = sum(map(compile_weight, missing))
         weight_done = 0.0
-        futures = {pool.submit(compile_one, src, obj_dir, s): s for s in missing}
+        with_pch = {s for s in missing if takes_pch(src, s)}
+        pch_sources = [s for s in missing if s in with_pch]
+        pch = precompiled_header(src, obj_dir, pch_sources) if pch_sources else None
+        futures = {
+            pool.submit(compile_one, src, obj_dir, s, pch if s in with_pch else None): s
+            for s in missing
+        }
+        seconds = {}
         for future in concurrent.futures.as_completed(futures):
-            error = future.result()
+            error, seconds[futures[future]] = future.result()
             if error:
                 pool.shutdown(cancel_futures=True)
                 sys.exit(f"grpc-core: compile failed: {error}")
@@ -335,16 +564,24 @@ def build(release, sha256, target):
     )
     partial.rename(library)
     shutil.rmtree(obj_dir)
+    (target / "compile-seconds.tsv").write_text(
+        "".join(f"{source}\t{seconds[source]:.2f}\n" for source in missing)
+    )
+    print(
+        f"grpc-core: {len(missing)} files compiled in {sum(seconds.values()) / 60:.1f} "
+        f"CPU minutes, {(time.monotonic() - started) / 60:.1f} minutes",
+        flush=True,
+    )
     (target / "patches").write_text("".join(f"{p.stem}\n" for p in patches()))
     (target / "release").write_text(release + "\n")
     print(f"grpc-core: built {library}", flush=True)
 
 
-def seed_from_unpatched(release, sha256, target, obj_dir):
+def seed_from_unpatched(release, sha256, target, obj_dir, every_file):
     """Starts a patched build from the objects of the same build without
     patches, when that one is complete and the patches change only
     `.c`/`.cc` files: the patched files alone are compiled then."""
-    base = build_dir(release, sha256, with_patches=False)
+    base = build_dir(release, sha256, with_patches=False, every_file=every_file)
     changed = [source for patch in patches() for source in patched_sources(patch)]
     if (
         base == target
@@ -366,10 +603,15 @@ def main():
         action="store_true",
         help="print the build's directory if it is complete; exit 1 if not",
     )
+    parser.add_argument(
+        "--every-file",
+        action="store_true",
+        help="every file of the release, not only the link set (for link_set.py)",
+    )
     args = parser.parse_args()
 
     release, sha256 = read_release()
-    target = build_dir(release, sha256)
+    target = build_dir(release, sha256, every_file=args.every_file)
     complete = (target / "release").exists()
     if args.locate:
         if not complete:
@@ -382,7 +624,7 @@ def main():
         with open(target.parent / f"{target.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (target / "release").exists():
-                build(release, sha256, target)
+                build(release, sha256, target, file_set(release, sha256, args.every_file))
     print(target)
 
 

@@ -16,11 +16,22 @@ fn main() {
         build_script.clone(),
         grpc_core.join("release.txt"),
         grpc_core.join("patches"),
+        grpc_core.join("link-set.txt"),
     ] {
         println!("cargo:rerun-if-changed={}", input.display());
     }
     println!("cargo:rerun-if-changed=wrap");
-    for variable in ["FIB_GRPC_CORE_CACHE", "XDG_CACHE_HOME", "HOME", "CC", "CXX", "PYTHON"] {
+    // Everything build.py's cache key reads from the environment.
+    for variable in [
+        "FIB_GRPC_CORE_CACHE",
+        "FIB_GRPC_CORE_XDS",
+        "FIB_GRPC_CORE_EVERY_FILE",
+        "XDG_CACHE_HOME",
+        "HOME",
+        "CC",
+        "CXX",
+        "PYTHON",
+    ] {
         println!("cargo:rerun-if-env-changed={variable}");
     }
 

@@ -1,27 +1,32 @@
 //! The command line every client takes, and the gRPC target it names.
+//!
+//! ```
+//! use fibonacci_grpc::client::{ClientOptions, DEFAULT_ADDRESS};
+//! use structopt::StructOpt;
+//!
+//! // No argument: the guide's address.
+//! let options = ClientOptions::from_iter_safe(["client_unary"])?;
+//! assert_eq!(options.address, DEFAULT_ADDRESS);
+//! assert_eq!(options.connect_timeout, 3);
+//! assert_eq!(options.tls_ca, None);
+//!
+//! // A client certificate without a CA to check the server against is refused.
+//! let half_tls = ["client_unary", "--tls-cert", "client.pem", "--tls-key", "client.key"];
+//! assert!(ClientOptions::from_iter_safe(half_tls).is_err());
+//! # Ok::<(), structopt::clap::Error>(())
+//! ```
+//!
+//! (The examples live here, not on [`ClientOptions`]: structopt prints a
+//! struct's doc comment as the program's `--help`.)
 
 use structopt::StructOpt;
 
 /// The guide's clients talk to `localhost:1337`.
 pub const DEFAULT_ADDRESS: &str = "localhost:1337";
 
-/// The command line every client takes.
-///
-/// ```
-/// use fibonacci_grpc::client::{ClientOptions, DEFAULT_ADDRESS};
-/// use structopt::StructOpt;
-///
-/// // No argument: the guide's address.
-/// let options = ClientOptions::from_iter_safe(["client_unary"])?;
-/// assert_eq!(options.address, DEFAULT_ADDRESS);
-/// assert_eq!(options.connect_timeout, 3);
-/// assert_eq!(options.tls_ca, None);
-///
-/// // A client certificate without a CA to check the server against is refused.
-/// let half_tls = ["client_unary", "--tls-cert", "client.pem", "--tls-key", "client.key"];
-/// assert!(ClientOptions::from_iter_safe(half_tls).is_err());
-/// # Ok::<(), structopt::clap::Error>(())
-/// ```
+/// How a client reaches the server: its address, TLS, and how long to wait
+/// for the connection. `--help` opens with the client's own job
+/// ([`ClientOptions::for_client`]).
 #[derive(Debug, StructOpt)]
 #[structopt(version = crate::VERSION)]
 pub struct ClientOptions {
@@ -55,6 +60,14 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
+    /// The command line of the running client, whose `--help` opens with
+    /// `about`: what that client does, in the guide's terms. Exits with
+    /// clap's message on a bad command line, as `from_args` does.
+    pub fn for_client(about: &'static str) -> Self {
+        let matches = Self::clap().about(about).get_matches();
+        Self::from_clap(&matches)
+    }
+
     /// The gRPC target for `address`: a list of host:port pairs becomes an
     /// `ipv4:`/`ipv6:` URI the C core resolves to all of them; anything
     /// else (one host:port, a URI) is used as it is.
