@@ -55,6 +55,7 @@ import functools
 import hashlib
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -110,19 +111,23 @@ WITHOUT_XDS_FLAGS = ["-DGRPC_NO_XDS", "-DGRPC_NO_RLS"]
 # "The cold build"). Only the compiler's own bookkeeping changes.
 GCC_SPEED_FLAGS = ["--param", "ggc-min-expand=100", "--param", "ggc-min-heapsize=1048576"]
 
-# A precompiled header for the core's own C++ files (src/core/**.cc): the
-# standard library's, abseil's and the core's headers that most of them
+# Precompiled headers, one for each of the three groups of C++ files below:
+# the standard library's and the group's headers that many of its files
 # include (at least PCH_SHARE of a sample of PCH_SAMPLE files, found with
-# `g++ -M`), compiled once and given to each file with -include, so the
-# compiler loads them instead of parsing them again, 450 times. The files
-# parse the same declarations and keep their own includes' order after
-# them; the few that set macros before their first #include (e.g.
-# _GNU_SOURCE) are compiled without it. About a fifth less CPU on those
-# files (BENCHMARKS.md, "The cold build"); instructions per call are
-# unchanged (bench/callgrind.sh).
-PCH_SHARE = 0.7
+# `g++ -M`), compiled once and given to each file of the group with
+# -include, so the compiler loads them instead of parsing them again for
+# every file. The files parse the same declarations and keep their own
+# includes' order after them; the few that set macros before their first
+# #include (e.g. _GNU_SOURCE) are compiled without it. About a fifth less
+# CPU on those files (BENCHMARKS.md, "The cold build"); instructions per
+# call are unchanged (bench/callgrind.sh).
+PCH_GROUPS = {
+    "src/core/": "core",
+    "third_party/abseil-cpp/": "abseil",
+    "third_party/boringssl-with-bazel/": "boringssl",
+}
+PCH_SHARE = 0.4
 PCH_SAMPLE = 64
-PCH_NAME = "core-common.h"
 
 # setup.py's include directories, relative to the source distribution.
 INCLUDE_DIRS = [
@@ -266,7 +271,7 @@ def build_dir(release, sha256, with_patches=True, every_file=False):
         compiler_identity(CXX),
         str(LAYOUT),
         "every file" if files is None else "\n".join(files),
-        f"precompiled header: {PCH_SHARE} of {PCH_SAMPLE}",
+        f"precompiled headers: {sorted(PCH_GROUPS.items())} {PCH_SHARE} of {PCH_SAMPLE}",
     ]
     if with_patches:
         parts += [f"{patch.name}:{file_sha256(patch)}" for patch in patches()]
@@ -366,15 +371,16 @@ def object_name(source):
 
 
 def compile_weight(source):
-    """What a file costs to compile next to one of the core's C++ files:
-    the C files (BoringSSL, c-ares, upb's generated tables) about a tenth,
-    assembly less. For the order (heaviest first, so the last minutes are
-    not one long file) and the estimate of the time left."""
+    """What a file costs to compile next to one of the core's own C++ files,
+    from the CPU seconds of a build (compile-seconds.tsv: about 4 s for
+    those, 1 s for abseil's and BoringSSL's C++, 0.2 s for a C file, next
+    to nothing for assembly). For the order (heaviest first, so the last
+    minutes are not one long file) and the estimate of the time left."""
     if source.endswith((".cc", ".cpp")):
-        return 1.0
+        return 1.0 if source.startswith("src/core/") else 0.25
     if source.endswith(".c"):
-        return 0.1
-    return 0.02
+        return 0.05
+    return 0.005
 
 
 def compile_command(source, obj, pch=None):
@@ -420,15 +426,18 @@ def compile_one(src, obj_dir, source, pch):
     return None, seconds
 
 
-def takes_pch(src, source):
-    """Whether `source` gets the precompiled header: the core's own C++
-    files, but not those that set a macro before their first #include
-    (it must come before any header, the precompiled one too)."""
-    if not (source.startswith("src/core/") and source.endswith(".cc")):
-        return False
+def pch_group(src, source):
+    """The precompiled header group of `source` (PCH_GROUPS), or None: C++
+    files only, and not those that set a macro before their first
+    #include (it must come before any header, the precompiled one too)."""
+    group = next((name for prefix, name in PCH_GROUPS.items() if source.startswith(prefix)), None)
+    if group is None or not source.endswith(".cc"):
+        return None
     text = (src / source).read_text(errors="replace")
     before = text[: text.find("#include")]
-    return not any(line.lstrip().startswith("#") for line in before.splitlines())
+    if any(line.lstrip().startswith("#") for line in before.splitlines()):
+        return None
+    return group
 
 
 def included_headers(src, source):
@@ -475,17 +484,18 @@ def common_headers(src, sources):
     return lines
 
 
-def precompiled_header(src, obj_dir, sources):
-    """The precompiled header for `sources`, built once into `obj_dir`,
-    or None where it cannot be (then every file parses its own headers)."""
-    header = obj_dir / PCH_NAME
-    compiled = obj_dir / (PCH_NAME + ".gch")
+def precompiled_header(src, obj_dir, group, sources):
+    """The precompiled header of `group` for its `sources`, built once into
+    `obj_dir`, or None where it cannot be (then each file parses its own
+    headers)."""
+    header = obj_dir / f"pch-{group}.h"
+    compiled = obj_dir / f"pch-{group}.h.gch"
     if compiled.exists():
         return header
     lines = common_headers(src, sources)
     if not lines:
         return None
-    header.write_text("// The headers most of the core's C++ files include (build.py).\n"
+    header.write_text(f"// The headers many of the {group} group's files include (build.py).\n"
                       + "\n".join(lines) + "\n")
     command = compile_command(sources[0], str(compiled) + ".tmp")
     command[command.index(sources[0])] = str(header)
@@ -493,11 +503,11 @@ def precompiled_header(src, obj_dir, sources):
     command.insert(command.index("-x") + 1, "c++-header")
     code, stderr, seconds = run_compiler(command, src)
     if code != 0:
-        print(f"grpc-core: no precompiled header (it does not compile):\n{stderr[:2000]}",
-              file=sys.stderr, flush=True)
+        print(f"grpc-core: no precompiled header for {group} (it does not compile):\n"
+              f"{stderr[:2000]}", file=sys.stderr, flush=True)
         return None
     os.replace(str(compiled) + ".tmp", compiled)
-    print(f"grpc-core: precompiled {len(lines)} common headers ({seconds:.0f} s)", flush=True)
+    print(f"grpc-core: precompiled {len(lines)} headers for {group} ({seconds:.0f} s)", flush=True)
     return header
 
 
@@ -521,17 +531,21 @@ def build(release, sha256, target, files):
         flush=True,
     )
     started = time.monotonic()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     step = max(1, len(sources) // 50)
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         missing = [s for s in sources if not (obj_dir / object_name(s)).exists()]
         missing.sort(key=compile_weight, reverse=True)
         weight_left = sum(map(compile_weight, missing))
         weight_done = 0.0
-        with_pch = {s for s in missing if takes_pch(src, s)}
-        pch_sources = [s for s in missing if s in with_pch]
-        pch = precompiled_header(src, obj_dir, pch_sources) if pch_sources else None
+        groups = {source: pch_group(src, source) for source in missing}
+        members = {}
+        for source in missing:  # heaviest first, as they will be compiled
+            if groups[source]:
+                members.setdefault(groups[source], []).append(source)
+        headers = {g: precompiled_header(src, obj_dir, g, files) for g, files in members.items()}
         futures = {
-            pool.submit(compile_one, src, obj_dir, s, pch if s in with_pch else None): s
+            pool.submit(compile_one, src, obj_dir, s, headers.get(groups[s])): s
             for s in missing
         }
         seconds = {}
@@ -567,9 +581,12 @@ def build(release, sha256, target, files):
     (target / "compile-seconds.tsv").write_text(
         "".join(f"{source}\t{seconds[source]:.2f}\n" for source in missing)
     )
+    # Every compiler run's CPU time, the precompiled headers' too.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(getattr(children, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime"))
     print(
-        f"grpc-core: {len(missing)} files compiled in {sum(seconds.values()) / 60:.1f} "
-        f"CPU minutes, {(time.monotonic() - started) / 60:.1f} minutes",
+        f"grpc-core: {len(missing)} files compiled in {cpu / 60:.1f} CPU minutes, "
+        f"{(time.monotonic() - started) / 60:.1f} minutes",
         flush=True,
     )
     (target / "patches").write_text("".join(f"{p.stem}\n" for p in patches()))
