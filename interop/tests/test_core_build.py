@@ -29,8 +29,8 @@ import build  # noqa: E402  (grpc-core/build.py: its cache key and file names)
 LEFT_OUT = {
     "xDS": (("src/core/xds/",), "grpc_core::XdsClient::"),
     "RLS": (("src/core/load_balancing/rls/",), "grpc_core::(anonymous namespace)::RlsLb"),
-    "xDS's generated protos (envoy, xds, udpa)": (
-        ("src/core/ext/upb-gen/envoy/", "src/core/ext/upb-gen/xds/", "src/core/ext/upb-gen/udpa/"),
+    "xDS's generated protos (envoy, udpa)": (
+        ("src/core/ext/upb-gen/envoy/", "src/core/ext/upb-gen/udpa/"),
         "envoy_config_cluster_v3_Cluster",
     ),
 }
