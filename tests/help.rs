@@ -48,7 +48,11 @@ fn help(binary: &str) -> String {
         .arg("--help")
         .output()
         .expect("the binary runs");
-    assert!(output.status.success(), "{binary} --help: {:?}", output.status);
+    assert!(
+        output.status.success(),
+        "{binary} --help: {:?}",
+        output.status
+    );
     assert!(output.stderr.is_empty(), "{binary} --help wrote to stderr");
     String::from_utf8(output.stdout).expect("--help is UTF-8")
 }
@@ -57,12 +61,18 @@ fn help(binary: &str) -> String {
 fn every_help_opens_with_the_programs_job_then_its_usage() {
     for (binary, job, flag) in PROGRAMS {
         // clap wraps the text to the terminal: compare it as one line.
-        let text = help(binary).split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = help(binary)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         let job_at = text
             .find(job)
             .unwrap_or_else(|| panic!("{binary} --help does not say {job:?}:\n{text}"));
         let usage_at = text.find("USAGE:").expect("a usage line");
-        assert!(job_at < usage_at, "{binary}: the job comes after the usage:\n{text}");
+        assert!(
+            job_at < usage_at,
+            "{binary}: the job comes after the usage:\n{text}"
+        );
         assert!(text.contains(flag), "{binary} --help does not list {flag}");
     }
 }
@@ -72,7 +82,10 @@ fn no_help_holds_code() {
     for (binary, _, _) in PROGRAMS {
         let text = help(binary);
         for mark in CODE_MARKS {
-            assert!(!text.contains(mark), "{binary} --help holds code ({mark:?}):\n{text}");
+            assert!(
+                !text.contains(mark),
+                "{binary} --help holds code ({mark:?}):\n{text}"
+            );
         }
     }
 }
@@ -80,7 +93,10 @@ fn no_help_holds_code() {
 #[test]
 fn each_client_says_where_it_connects() {
     for (binary, _, _) in &PROGRAMS[1..] {
-        let text = help(binary).split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = help(binary)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         assert!(
             text.contains("Connects to ADDRESS (default localhost:1337)"),
             "{binary}:\n{text}"
