@@ -41,9 +41,10 @@ compiling anything:
 Usage:
     build.py            build unless the cache has it; print its directory
     build.py --locate   print the directory if it is built, else fail
-    build.py --every-file   every file of the release, compiled as by
-                        default (without xDS and RLS): what link_set.py
-                        links against to find the link set
+
+With FIB_GRPC_CORE_EVERY_FILE=1, every file of the release, compiled as by
+default (without xDS and RLS): what link_set.py links against to find the
+link set.
 
 Standard library only: it runs before any virtualenv exists.
 """
@@ -189,19 +190,15 @@ def cache_root():
     return Path(base) / "fibonacci-grpc" / "grpc-core"
 
 
-_banners = {}
-
-
+@functools.lru_cache(maxsize=None)
 def compiler_banner(compiler):
     """What `compiler --version` prints (gcc names its maker there)."""
-    if compiler not in _banners:
-        try:
-            _banners[compiler] = subprocess.run(
-                [compiler, "--version"], capture_output=True, text=True, check=True
-            ).stdout
-        except (OSError, subprocess.CalledProcessError) as error:
-            sys.exit(f"grpc-core: cannot run the C compiler {compiler!r}: {error}")
-    return _banners[compiler]
+    try:
+        return subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        sys.exit(f"grpc-core: cannot run the C compiler {compiler!r}: {error}")
 
 
 def compiler_identity(compiler):
@@ -228,15 +225,16 @@ def read_link_set(release, sha256):
 
 
 def every_file_wanted():
-    """Whether link_set.py asked for every file (FIB_GRPC_CORE_EVERY_FILE=1),
-    so that grpcio-sys's build script finds that build too."""
+    """Whether link_set.py asked for every file (FIB_GRPC_CORE_EVERY_FILE=1:
+    an environment variable, so grpcio-sys's build script finds that build
+    too)."""
     return os.environ.get("FIB_GRPC_CORE_EVERY_FILE", "") not in ("", "0")
 
 
-def file_set(release, sha256, every_file=False):
+def file_set(release, sha256):
     """The files to compile: None for every file of the release, else the
     link set (a list of paths in the source distribution)."""
-    if every_file or every_file_wanted() or with_xds():
+    if every_file_wanted() or with_xds():
         return None
     return read_link_set(release, sha256)
 
@@ -256,11 +254,11 @@ def patched_sources(patch):
     ]
 
 
-def build_dir(release, sha256, with_patches=True, every_file=False):
+def build_dir(release, sha256, with_patches=True):
     """The cache directory of this release, flags, compiler, file set and
     (unless `with_patches` is false) patches."""
     key = hashlib.sha256()
-    files = file_set(release, sha256, every_file)
+    files = file_set(release, sha256)
     parts = [
         release,
         sha256,
@@ -383,10 +381,15 @@ def compile_weight(source):
     return 0.005
 
 
-def compile_command(source, obj, pch=None):
-    is_cxx = source.endswith((".cc", ".cpp"))
+def compile_command(source, output, pch=None, action="-c"):
+    """The compiler's command line for `source` into `output`: `action` -c
+    compiles, -M lists the headers it includes; a header (`.h`) is
+    precompiled, as C++."""
+    is_header = source.endswith(".h")
+    is_cxx = is_header or source.endswith((".cc", ".cpp"))
     compiler = CXX if is_cxx else CC
-    command = [compiler, "-c", source, "-o", obj]
+    command = [compiler] + (["-x", "c++-header"] if is_header else [action])
+    command += [source, "-o", output]
     command += compile_flags(compiler) + (CXX_FLAGS if is_cxx else [])
     command += [f"-I{d}" for d in INCLUDE_DIRS]
     if pch is not None:
@@ -443,8 +446,8 @@ def pch_group(src, source):
 def included_headers(src, source):
     """Every header `source` includes, directly or not, in the order the
     preprocessor meets them (`-M`); empty if it cannot be preprocessed."""
-    command = compile_command(source, "-")  # -M writes to -o: stdout
-    command[command.index("-c")] = "-M"
+    # -M writes the list to -o's file: here, stdout.
+    command = compile_command(source, "-", action="-M")
     result = subprocess.run(command, cwd=src, capture_output=True, text=True)
     if result.returncode != 0:
         return []
@@ -497,10 +500,7 @@ def precompiled_header(src, obj_dir, group, sources):
         return None
     header.write_text(f"// The headers many of the {group} group's files include (build.py).\n"
                       + "\n".join(lines) + "\n")
-    command = compile_command(sources[0], str(compiled) + ".tmp")
-    command[command.index(sources[0])] = str(header)
-    command[command.index("-c")] = "-x"
-    command.insert(command.index("-x") + 1, "c++-header")
+    command = compile_command(str(header), str(compiled) + ".tmp")
     code, stderr, seconds = run_compiler(command, src)
     if code != 0:
         print(f"grpc-core: no precompiled header for {group} (it does not compile):\n"
@@ -522,7 +522,7 @@ def build(release, sha256, target, files):
     sources = source_list(src, files)
     obj_dir = target / "obj"
     obj_dir.mkdir(exist_ok=True)
-    seed_from_unpatched(release, sha256, target, obj_dir, files is None)
+    seed_from_unpatched(release, sha256, target, obj_dir)
     done = sum((obj_dir / object_name(s)).exists() for s in sources)
     jobs = os.cpu_count() or 1
     print(
@@ -594,11 +594,11 @@ def build(release, sha256, target, files):
     print(f"grpc-core: built {library}", flush=True)
 
 
-def seed_from_unpatched(release, sha256, target, obj_dir, every_file):
+def seed_from_unpatched(release, sha256, target, obj_dir):
     """Starts a patched build from the objects of the same build without
     patches, when that one is complete and the patches change only
     `.c`/`.cc` files: the patched files alone are compiled then."""
-    base = build_dir(release, sha256, with_patches=False, every_file=every_file)
+    base = build_dir(release, sha256, with_patches=False)
     changed = [source for patch in patches() for source in patched_sources(patch)]
     if (
         base == target
@@ -620,15 +620,10 @@ def main():
         action="store_true",
         help="print the build's directory if it is complete; exit 1 if not",
     )
-    parser.add_argument(
-        "--every-file",
-        action="store_true",
-        help="every file of the release, not only the link set (for link_set.py)",
-    )
     args = parser.parse_args()
 
     release, sha256 = read_release()
-    target = build_dir(release, sha256, every_file=args.every_file)
+    target = build_dir(release, sha256)
     complete = (target / "release").exists()
     if args.locate:
         if not complete:
@@ -641,7 +636,7 @@ def main():
         with open(target.parent / f"{target.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (target / "release").exists():
-                build(release, sha256, target, file_set(release, sha256, args.every_file))
+                build(release, sha256, target, file_set(release, sha256))
     print(target)
 
 

@@ -2,8 +2,8 @@
 """Derives grpc-core/link-set.txt: the files of the gRPC C core that the
 project's binaries link, which is all build.py compiles by default.
 
-1. `build.py --every-file`: every file of the release, with the default
-   flags (xDS and RLS out of the plugin registry). Cached like any build.
+1. `build.py` with FIB_GRPC_CORE_EVERY_FILE=1: every file of the
+   release, with the default flags (xDS and RLS out of the plugin registry). Cached like any build.
 2. Every target cargo links (the binaries, the tests and doctests, the
    load generator) is built against that library in a scratch target
    directory, through a linker that also prints which archive members
@@ -39,8 +39,9 @@ SOURCE_OBJECT = re.compile(r"\.(c|cc|cpp|S|asm)\.o$")
 def every_file_build():
     """The directory of the every-file build, built if need be."""
     result = subprocess.run(
-        [sys.executable, str(HERE / "build.py"), "--every-file"],
+        [sys.executable, str(HERE / "build.py")],
         stdout=subprocess.PIPE, text=True, check=True,
+        env=dict(os.environ, FIB_GRPC_CORE_EVERY_FILE="1"),
     )
     return Path(result.stdout.strip().splitlines()[-1])
 

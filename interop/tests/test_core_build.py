@@ -7,6 +7,7 @@ passes on this build. What docs/core.md says was dropped is checked here to
 be absent, from the list of what was compiled and from the server's symbols.
 """
 
+import functools
 import os
 import re
 import subprocess
@@ -61,10 +62,11 @@ def core_dir():
     return located.stdout.strip()
 
 
+@functools.cache
 def server_symbols():
-    out = subprocess.run(["nm", "-C", "--defined-only", rust_binary("server")],
-                         capture_output=True, text=True, check=True).stdout
-    return out
+    """The server binary's symbols, demangled: read once for every case."""
+    return subprocess.run(["nm", "-C", "--defined-only", rust_binary("server")],
+                          capture_output=True, text=True, check=True).stdout
 
 
 needs_default_build = pytest.mark.skipif(
