@@ -34,7 +34,7 @@ ifdef XDS
 export FIB_GRPC_CORE_XDS := $(XDS)
 endif
 
-.PHONY: help core build run-server run-clients test guide fuzz fmt
+.PHONY: help core build run-server run-clients test guide fuzz fmt image
 
 include interop/interop.mk
 include bench/bench.mk
@@ -46,6 +46,7 @@ help:
 	@echo "make guide        refresh GUIDE.md: its excerpts from the code, its sessions from the binaries"
 	@echo "make core         only the gRPC C core $(GRPCIO_VERSION) (cached per machine; XDS=1 with xDS)"
 	@echo "make interop      only the interop suite (Python, Rust, grpc-js)"
+	@echo "make image       the server's OCI image, IMAGE=$(IMAGE) (buildah, root)"
 	@echo "make fuzz         the fuzz targets, FUZZ_CASES=$(FUZZ_CASES) cases each"
 	@echo "make soak         10 minutes of load with HTTP/2 abuse taking turns (SOAK_ARGS=...)"
 	@echo "make bench        the Rust server against the guide's Python server, and grpc-go once built (BENCHMARKS.md)"
@@ -99,3 +100,9 @@ fuzz: core
 
 fmt:
 	$(CARGO) fmt -p fibonacci-grpc -p fibonacci-bench
+
+# The server's OCI image, from scratch with buildah (Debian's; root), tagged
+# as deploy/kubernetes.yaml names it. See docs/running.md, "The image".
+IMAGE ?= fibonacci-grpc:$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+image: build
+	deploy/image.sh $(BIN)/server $(IMAGE)

@@ -44,6 +44,7 @@ pub const VERSION: &str = concat!(
 );
 
 pub mod calls;
+pub mod certificates;
 pub mod client;
 pub mod fibonacci;
 pub mod health;

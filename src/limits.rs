@@ -38,6 +38,20 @@ pub struct Limits {
     /// runs out of room for the acknowledgements the server owes it, and
     /// its connection is closed.
     pub ping_on_rst_stream_percent: u32,
+    /// How long a connection may live before the server asks the client
+    /// to open a new one (a GOAWAY; the core varies it by up to 10% so
+    /// that clients do not all reconnect at once), so that clients behind
+    /// a load balancer that picks a replica per connection spread onto
+    /// replicas added later. `None`: as long as the client likes.
+    pub max_connection_age: Option<Duration>,
+    /// How long the calls in flight on a connection past its age may take
+    /// to finish before the connection is closed under them. `None`: as
+    /// long as they take.
+    pub max_connection_age_grace: Option<Duration>,
+    /// How long a connection may stay open with no call before the server
+    /// closes it (with a GOAWAY; a client opens a new one for its next
+    /// call). `None`: for ever.
+    pub max_connection_idle: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -51,6 +65,9 @@ impl Default for Limits {
             max_pending_calls: 1000,
             max_connections: 2048,
             ping_on_rst_stream_percent: 1,
+            max_connection_age: Some(Duration::from_secs(300)),
+            max_connection_age_grace: None,
+            max_connection_idle: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -84,6 +101,12 @@ fn clamp(value: u32) -> i32 {
 
 fn milliseconds(duration: Duration) -> i32 {
     i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// The core takes `i32::MAX` milliseconds as "never" for its connection
+/// timers.
+fn milliseconds_or_never(duration: Option<Duration>) -> i32 {
+    duration.map_or(i32::MAX, milliseconds)
 }
 
 /// The channel arguments that bound what clients can take, for `limits`.
@@ -186,6 +209,29 @@ pub fn core_limits(limits: &Limits) -> Vec<CoreLimit> {
                        core's bound on acknowledgements pending (10,000) pauses a client that \
                        never reads them",
             test: "test_the_server_serves_a_well_behaved_client_through[ping-flood-8]",
+        },
+        CoreLimit {
+            arg: c"grpc.max_connection_age_ms",
+            value: milliseconds_or_never(limits.max_connection_age),
+            protects: "clients pinned to one replica for ever: behind a balancer that picks a \
+                       replica per connection, a replica added later gets no load until \
+                       connections are replaced",
+            test: "test_connections_past_their_age_move_onto_a_replica_added_later",
+        },
+        CoreLimit {
+            arg: c"grpc.max_connection_age_grace_ms",
+            value: milliseconds_or_never(limits.max_connection_age_grace),
+            protects: "nothing by default: calls in flight on a connection past its age finish \
+                       however long they take (keepalive drops dead peers); set, it bounds how \
+                       long an old connection lingers",
+            test: "test_connections_past_their_age_move_onto_a_replica_added_later",
+        },
+        CoreLimit {
+            arg: c"grpc.max_connection_idle_ms",
+            value: milliseconds_or_never(limits.max_connection_idle),
+            protects: "idle connections hoarded by a client: each is closed once it has had no \
+                       call for this long",
+            test: "test_idle_connections_past_the_idle_limit_are_closed",
         },
     ]
 }

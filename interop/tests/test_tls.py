@@ -3,7 +3,13 @@ Rust clients and Python grpcio against the TLS server, and each way a
 handshake is refused."""
 
 import ipaddress
+import os
+import shutil
+import socket
+import ssl
+import threading
 import time
+from pathlib import Path
 
 import grpc
 from cryptography import x509
@@ -184,3 +190,90 @@ def test_mutual_tls_python_clients(launch, pki):
                                          certificate_chain=pki.other_client["cert_pem"])
     with grpc.secure_channel(address, other) as channel:
         assert code_of(lambda: at_index(channel, 7, timeout=5)) is grpc.StatusCode.UNAVAILABLE
+
+
+def served_certificate_serial(port: int) -> int:
+    """The serial number of the certificate the server presents to a new
+    TLS connection (ALPN h2, as gRPC clients offer)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=STEP_TIMEOUT) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            der = tls.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def mount_secret(folder: Path, version: str, cert: Path, key: Path):
+    """As the kubelet writes a mounted secret: the files in a folder of
+    their own, `..data` a symlink to it, and tls.crt and tls.key symlinks
+    through `..data`. A new version is a new folder, and `..data` renamed
+    over (atomic: a reader sees all the old files or all the new)."""
+    version_dir = folder / version
+    version_dir.mkdir()
+    shutil.copyfile(cert, version_dir / "tls.crt")
+    shutil.copyfile(key, version_dir / "tls.key")
+    staged = folder / "..data_tmp"
+    staged.symlink_to(version)
+    os.replace(staged, folder / "..data")
+    for name in ("tls.crt", "tls.key"):
+        if not (folder / name).is_symlink():
+            (folder / name).symlink_to(Path("..data") / name)
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(launch, pki, tmp_path):
+    """The certificate and key replaced under the running server, as the
+    kubelet updates a mounted secret, while clients call: new connections
+    get the new certificate, the connection open before keeps working, and
+    no call fails."""
+    mount_secret(tmp_path, "..v1", Path(pki.server["cert"]), Path(pki.server["key"]))
+    server = launch("--tls-cert", str(tmp_path / "tls.crt"), "--tls-key", str(tmp_path / "tls.key"))
+    renewed = pki.renewed_server("server-renewed")
+    old_serial = pki.server["certificate"].serial_number
+    new_serial = renewed["certificate"].serial_number
+    assert old_serial != new_serial
+    assert served_certificate_serial(server.port) == old_serial
+
+    credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca["cert_pem"])
+    address = f"localhost:{server.port}"
+    failures, answered = [], [0, 0]  # on the long-lived channel, on new ones
+    running = True
+
+    def call_in_a_loop(fresh: bool):
+        channel = None
+        while running:
+            if channel is None or fresh:
+                if channel is not None:
+                    channel.close()
+                channel = grpc.secure_channel(address, credentials,
+                                              options=[("grpc.use_local_subchannel_pool", 1)])
+            try:
+                assert at_index(channel, 7, timeout=STEP_TIMEOUT) == 13
+                answered[fresh] += 1
+            except grpc.RpcError as error:
+                failures.append(f"{error.code()}: {error.details()}")
+        channel.close()
+
+    threads = [threading.Thread(target=call_in_a_loop, args=(fresh,)) for fresh in (False, True)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        before = list(answered)
+        mount_secret(tmp_path, "..v2", Path(renewed["cert"]), Path(renewed["key"]))
+        time.sleep(0.5)
+        serial_after = served_certificate_serial(server.port)
+        time.sleep(0.5)
+    finally:
+        running = False
+        for thread in threads:
+            thread.join(timeout=STEP_TIMEOUT)
+    summary = f"answered {before} before, {answered} in all; failures {failures[:3]}"
+    assert serial_after == new_serial, summary
+    assert failures == [], summary
+    # Both kinds of client went on calling after the swap.
+    assert answered[0] > before[0] and answered[1] > before[1], summary
+    assert server.stderr() == ""
+    assert any("TLS: new connections get the certificate now in" in line
+               for line in server.own_lines()), server.own_lines()
