@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""`make bench`: the Rust server against the guide's Python server, and
-against grpc-go 1.33 (the peer the performance issue compares with) when
-its binary has been built (`make bench-go`: target/bench/go-server).
+"""`make bench`: the Rust server against the guide's Python server, against
+tonic 0.14 (bench/tonic: target/bench/tonic-server, which `make bench`
+builds), and against grpc-go 1.33 (the peer the performance issue compares
+with) when its binary has been built (`make bench-go`:
+target/bench/go-server).
 
 Starts the servers on ports of their own (127.0.0.1, port 0), then runs
 target/release/bench against each, alternating, and prints:
 
 1. per method (the guide's request shapes), the median over --reps runs of
    calls/s, messages/s, latency percentiles, errors and the server's CPU
-   time per call, side by side, with the Rust / Python and Rust / grpc-go
-   ratios;
+   time per call, side by side, with the Rust / Python, Rust / grpc-go and
+   Rust / tonic ratios;
 2. the same per method from h2load (the issue's tool), when installed,
    medians of --h2load-reps runs;
 3. calls/s against calls in flight (1, 8, 64, 512; AtIndex), plotted into
@@ -18,8 +20,9 @@ target/release/bench against each, alternating, and prints:
 5. the Rust server's idle RSS and its time from exec to the
    "listening on" line (median of 10 starts).
 
---h2load-only runs only 2 (`--h2load-only --h2load-reps 3 --no-python`:
-the Rust server against grpc-go with the issue's tool, about 2 minutes).
+--h2load-only runs only 2 (`--h2load-only --h2load-reps 3 --no-python
+--no-tonic`: the Rust server against grpc-go with the issue's tool, about 2
+minutes).
 
 Everything it measured goes to --out (results.json, results.md); the PNG
 goes to --png. Starts, reads and stops the servers with the harness the
@@ -40,9 +43,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The harness the interop suite uses too (interop/harness).
 sys.path.insert(0, os.path.join(ROOT, "interop"))
-from harness.paths import GO_SERVER, PYTHON_DIR  # noqa: E402
+from harness.paths import GO_SERVER, PYTHON_DIR, TONIC_SERVER  # noqa: E402
 from harness.procfs import load_average, resident_bytes  # noqa: E402
-from harness.servers import Server, go_server_argv, python_server_argv, rust_server_argv  # noqa: E402
+from harness.servers import (  # noqa: E402
+    Server, go_server_argv, python_server_argv, rust_server_argv, tonic_server_argv)
 from harness.stubs import generate_stubs  # noqa: E402
 
 from h2load import METHODS, run_h2load  # noqa: E402
@@ -99,8 +103,8 @@ def resident_kb(server):
 
 # How the tables name each server, and the peers the Rust server is
 # compared with, in column order (only those that ran).
-TITLES = {"rust": "Rust", "python": "Python", "grpc-go": "grpc-go"}
-PEERS = ["python", "grpc-go"]
+TITLES = {"rust": "Rust", "python": "Python", "grpc-go": "grpc-go", "tonic": "tonic"}
+PEERS = ["python", "grpc-go", "tonic"]
 
 
 def peers_of(by_server):
@@ -225,7 +229,7 @@ def plot(series, levels, png):
         return False
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
     labels = {"rust": "Rust server (grpcio 0.13)", "python": "guide's Python server (grpcio, 10 workers)",
-              "grpc-go": "grpc-go 1.33 server (bench/go)"}
+              "grpc-go": "grpc-go 1.33 server (bench/go)", "tonic": "tonic 0.14 server (bench/tonic)"}
     for name, runs in series.items():
         ax.plot(levels, [r["calls_per_s"] for r in runs], marker="o", label=labels.get(name, name))
     ax.set_xscale("log", base=2)
@@ -360,10 +364,13 @@ def main():
                         help="Python with grpcio for the guide's server")
     parser.add_argument("--python-server", default=str(PYTHON_DIR / "server.py"))
     parser.add_argument("--no-python", action="store_true",
-                        help="leave out the guide's Python server (with --h2load-only: Rust against grpc-go)")
+                        help="leave out the guide's Python server (with --h2load-only: Rust against grpc-go and tonic)")
     parser.add_argument("--go-server", default=str(GO_SERVER),
-                        help="the grpc-go server (make bench-go); measured as a third server if it exists")
+                        help="the grpc-go server (make bench-go); measured if it exists")
     parser.add_argument("--no-go", action="store_true", help="leave out the grpc-go server even if it is built")
+    parser.add_argument("--tonic-server", default=str(TONIC_SERVER),
+                        help="the tonic server (make bench, make bench-tonic); measured if it exists")
+    parser.add_argument("--no-tonic", action="store_true", help="leave out the tonic server even if it is built")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--channels", type=int, default=2)
     parser.add_argument("--in-flight", type=int, default=32)
@@ -377,9 +384,11 @@ def main():
                         help="its pool of 10 workers serves 10 StreamSequence calls at once")
     parser.add_argument("--go-streams", type=int, nargs="*", default=[10000],
                         help="held StreamSequence calls on the grpc-go server (none: skip)")
+    parser.add_argument("--tonic-streams", type=int, nargs="*", default=[10000],
+                        help="held StreamSequence calls on the tonic server (none: skip)")
     parser.add_argument("--hold-calls-per-channel", type=int, default=250,
                         help="held calls per connection (the Rust server is started allowing as many; "
-                             "the grpc-go server allows 256)")
+                             "the grpc-go and tonic servers allow 256)")
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--h2load-connections", type=int, default=2)
     parser.add_argument("--h2load-streams", type=int, default=16)
@@ -405,8 +414,10 @@ def main():
         return 2
     with_go = not args.no_go and os.access(args.go_server, os.X_OK)
     if not with_go and not args.no_go:
-        log(f"no grpc-go server at {args.go_server} (make bench-go builds it): "
-            "Rust against Python only")
+        log(f"no grpc-go server at {args.go_server} (make bench-go builds it): leaving grpc-go out")
+    with_tonic = not args.no_tonic and os.access(args.tonic_server, os.X_OK)
+    if not with_tonic and not args.no_tonic:
+        log(f"no tonic server at {args.tonic_server} (make bench-tonic builds it): leaving tonic out")
     with_python = not args.no_python
     full = not args.h2load_only
 
@@ -431,6 +442,8 @@ def main():
             servers.append(start_labelled_server("python", python_server_argv(args.python, args.python_server)))
         if with_go:
             servers.append(start_labelled_server("grpc-go", go_server_argv(args.go_server)))
+        if with_tonic:
+            servers.append(start_labelled_server("tonic", tonic_server_argv(args.tonic_server)))
         time.sleep(1)
         idle_kb = {s.name: resident_kb(s) for s in servers if s.name != "rust"}
         if full:
@@ -454,6 +467,9 @@ def main():
         if with_go:
             go_argv = go_server_argv(args.go_server)
             holds += [("grpc-go", hold(args, "grpc-go", go_argv, n, 30)) for n in args.go_streams]
+        if with_tonic:
+            tonic_argv = tonic_server_argv(args.tonic_server)
+            holds += [("tonic", hold(args, "tonic", tonic_argv, n, 30)) for n in args.tonic_streams]
     load_after = load_average()
     loads = sampler.stop()
 

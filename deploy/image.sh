@@ -31,7 +31,7 @@ ldd "$server" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1
 buildah unmount "$container" >/dev/null
 buildah config \
   --entrypoint '["/usr/local/bin/server"]' --cmd '' \
-  --port 1337 --user 65532:65532 --workingdir / \
+  --port 1337/tcp --user 65532:65532 --workingdir / \
   --label org.opencontainers.image.title=fibonacci-grpc \
   --label org.opencontainers.image.description="The Fibonacci gRPC service of the Python gRPC guide, on gRPC's C core" \
   "$container"

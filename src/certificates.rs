@@ -70,8 +70,8 @@ impl TlsFiles {
         let read = |path: &PathBuf| {
             fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
         };
-        let mut builder =
-            ServerCredentialsBuilder::new().add_cert(read(&self.cert_chain)?, read(&self.private_key)?);
+        let mut builder = ServerCredentialsBuilder::new()
+            .add_cert(read(&self.cert_chain)?, read(&self.private_key)?);
         if let Some(ca) = &self.client_ca {
             builder = builder.root_cert(read(ca)?, Self::request_type_for(true));
         }

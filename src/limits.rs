@@ -94,6 +94,10 @@ pub struct CoreLimit {
 const METADATA_SOFT_LIMIT: i32 = 8 * 1024;
 const METADATA_HARD_LIMIT: i32 = 16 * 1024;
 
+/// The most a connection's reads take ahead of what the message being
+/// received needs: one of the core's 64 KiB read slices.
+const READ_AHEAD_LIMIT: i32 = 64 * 1024;
+
 /// The C core takes these as i32; values past that mean "no limit".
 fn clamp(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
@@ -209,6 +213,18 @@ pub fn core_limits(limits: &Limits) -> Vec<CoreLimit> {
                        core's bound on acknowledgements pending (10,000) pauses a client that \
                        never reads them",
             test: "test_the_server_serves_a_well_behaved_client_through[ping-flood-8]",
+        },
+        // The core's endpoint doubles its read-ahead each time a read fills
+        // it, without a bound of its own: a client that keeps the socket
+        // full made it allocate reads of a hundred megabytes and more
+        // (docs/hardening.md, "Reads that grow without bound").
+        CoreLimit {
+            arg: c"grpc.experimental.tcp_max_read_buffer_size",
+            value: READ_AHEAD_LIMIT,
+            protects: "read-ahead growing without bound on a connection whose client keeps \
+                       the socket full (a large message in one-byte DATA frames); a read still \
+                       takes in the whole message being received, whatever its size",
+            test: "test_the_server_serves_a_well_behaved_client_through[one-byte-data-1]",
         },
         CoreLimit {
             arg: c"grpc.max_connection_age_ms",

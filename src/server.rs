@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use grpcio::{
-    ChannelBuilder, EnvBuilder, ResourceQuota, Server, ServerBuilder, ServerCredentials,
-};
+use grpcio::{ChannelBuilder, EnvBuilder, ResourceQuota, Server, ServerBuilder, ServerCredentials};
 
 use crate::calls::CallTracker;
 use crate::certificates::TlsFiles;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use log::LevelFilter;
 use structopt::StructOpt;
 
+use crate::certificates::TlsFiles;
 use crate::limits::Limits;
 use crate::logging;
-use crate::certificates::TlsFiles;
 use crate::server::ServerConfig;
 
 /// Serves the Fibonacci gRPC service of the Python gRPC guide (AtIndex,

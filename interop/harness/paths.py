@@ -14,6 +14,8 @@ NODE_DIR = INTEROP / "node"
 BIN_DIR = Path(os.environ.get("FIB_BIN_DIR", REPO / "target" / "release"))
 # The grpc-go peer server, built by `make bench-go` only.
 GO_SERVER = REPO / "target" / "bench" / "go-server"
+# The tonic peer server, built by `make bench` or `make bench-tonic`.
+TONIC_SERVER = REPO / "target" / "bench" / "tonic-server"
 
 
 def rust_binary(name: str, bin_dir: os.PathLike = BIN_DIR) -> Path:

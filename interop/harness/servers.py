@@ -1,7 +1,8 @@
 """Server processes for the interop suite and the benchmarks: the Rust
 binary, the guide's Python server (interop/python/server.py) and the
-grpc-go peer (bench/go), each started on 127.0.0.1 with a port the system
-picks, known once it prints `listening on HOST:PORT`."""
+grpc-go and tonic peers (bench/go, bench/tonic), each started on 127.0.0.1
+with a port the system picks, known once it prints `listening on
+HOST:PORT`."""
 
 import os
 import re
@@ -12,7 +13,7 @@ import threading
 import time
 from typing import Callable, List, Optional
 
-from harness.paths import BIN_DIR, GO_SERVER, PYTHON_DIR, REPO, rust_binary
+from harness.paths import BIN_DIR, GO_SERVER, PYTHON_DIR, REPO, TONIC_SERVER, rust_binary
 
 # A ceiling for any one step (a start, an exit), so a hang fails the run
 # instead of blocking it (not a performance bound).
@@ -60,6 +61,13 @@ def python_server_argv(python: str = sys.executable,
 def go_server_argv(binary: os.PathLike = GO_SERVER) -> List[str]:
     """The grpc-go peer's command line (bench/go/server.go, built by `make
     bench-go`), on 127.0.0.1 and a port the system picks."""
+    return [str(binary), "-addr", "127.0.0.1:0"]
+
+
+def tonic_server_argv(binary: os.PathLike = TONIC_SERVER) -> List[str]:
+    """The tonic peer's command line (bench/tonic, built by `make bench` or
+    `make bench-tonic`), on 127.0.0.1 and a port the system picks: the
+    grpc-go peer's, flag for flag."""
     return [str(binary), "-addr", "127.0.0.1:0"]
 
 

@@ -32,14 +32,14 @@ from pki import Pki
 
 MANIFEST = REPO / "deploy" / "kubernetes.yaml"
 
-_PACKAGE = tomllib.loads((REPO / "Cargo.toml").read_text())["package"]
+PACKAGE = tomllib.loads((REPO / "Cargo.toml").read_text())["package"]
 _CORE_RELEASE = next(
     line.split()[0]
     for line in (REPO / "grpc-core" / "release.txt").read_text().splitlines()
     if line.strip() and not line.startswith("#")
 )
 # e.g. "fibonacci-grpc 0.2.0, gRPC C core 1.85.1"
-VERSION_TAG = f"{_PACKAGE['name']} {_PACKAGE['version']}, gRPC C core {_CORE_RELEASE}"
+VERSION_TAG = f"{PACKAGE['name']} {PACKAGE['version']}, gRPC C core {_CORE_RELEASE}"
 
 FIBONACCI = "fibonacci.Fibonacci"
 HEALTH = "grpc.health.v1.Health"

@@ -5,6 +5,7 @@ in it started (in a chroot of the image's file system, as the manifest's
 user) and called. No container runtime runs here (see docs/running.md,
 "The image"), so this is as far as this machine goes."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -61,8 +62,7 @@ def test_the_image_holds_the_server_and_its_libraries_only(image_root):
     loaded = sorted(part.lstrip("/") for line in libraries.splitlines()
                     for part in line.split() if part.startswith("/"))
     assert files == sorted(["usr/local/bin/server", *loaded])
-    config = yaml.safe_load(buildah("inspect", "--type", "image", "--format",
-                                    "{{json .OCIv1.Config}}", manifest_image()))
+    config = json.loads(buildah("inspect", "--type", "image", manifest_image()))["OCIv1"]["config"]
     assert config["Entrypoint"] == ["/usr/local/bin/server"]
     assert config["User"] == "65532:65532"
     assert list(config["ExposedPorts"]) == ["1337/tcp"]

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
 from harness.servers import STEP_TIMEOUT
-from conftest import FIBONACCI, MANIFEST, SERVING, at_index
+from conftest import FIBONACCI, MANIFEST, PACKAGE, SERVING, at_index
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,10 @@ def test_manifest_deployment(manifest):
     assert pod["terminationGracePeriodSeconds"] > grace
     assert [(p["containerPort"], p["name"]) for p in container["ports"]] == [(1337, "grpc"), (9090, "metrics")]
     assert option(args, "--metrics-port") == "9090"
+    # Connections end, so clients of a ClusterIP Service spread too.
+    assert option(args, "--max-connection-age") == "300"
+    # The image `make image` builds.
+    assert container["image"] == f"{PACKAGE['name']}:{PACKAGE['version']}"
     assert spec["template"]["metadata"]["annotations"] == {
         "prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics"}
     resources = container["resources"]
@@ -71,6 +75,7 @@ def test_manifest_header_says_how_it_is_used():
     header = text.split("\n---", 1)[0]
     assert "dns:///fibonacci.default.svc.cluster.local:1337" in header
     assert "round_robin" in header
+    assert "make image" in header
 
 
 def test_manifest_arguments_and_probes_on_the_real_server(launch, manifest):
