@@ -3,7 +3,7 @@
 //! place, through a symlink swap), new connections get the new ones and
 //! the connections already open keep theirs. No restart, no call dropped.
 //!
-//! The C core asks [`CertificateFiles::fetch`] before every TLS handshake
+//! The C core asks the server for credentials before every TLS handshake
 //! (grpcio's [`ServerCredentialsFetcher`]); it compares each file's
 //! identity (device, inode, size, modification time: a few `stat` calls,
 //! next to a handshake's milliseconds) with the last it read, and reads
