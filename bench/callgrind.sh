@@ -13,6 +13,8 @@
 #   bench/callgrind.sh target/release/server GetSequence 46 400 1600
 # STREAMS=16 keeps 16 calls in flight (default 1), which keeps the server
 # busy and so makes the count depend less on the run's wall time.
+# SERVER_ARGS adds flags to the server's command line, to count what one
+# costs, e.g. SERVER_ARGS="--max-connection-age 0 --max-connection-idle 0".
 # Needs valgrind and h2load (Debian: valgrind, nghttp2-client).
 set -euo pipefail
 server=${1:-target/release/server}
@@ -31,7 +33,7 @@ PYTHONPATH="$(dirname "$0")/../interop" python3 -m harness.wire "$value" > "$wor
 
 instructions_for() {
   valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
-    "$server" --host 127.0.0.1 --port 0 > "$work/server.out" 2> "$work/valgrind.err" &
+    "$server" --host 127.0.0.1 --port 0 ${SERVER_ARGS:-} > "$work/server.out" 2> "$work/valgrind.err" &
   local pid=$!
   for _ in $(seq 150); do
     grep -q "^listening on" "$work/server.out" 2>/dev/null && break

@@ -137,6 +137,19 @@ pub fn core_limits(limits: &Limits) -> Vec<CoreLimit> {
             protects: "stream floods and, with the core's accounting of reset streams, rapid reset",
             test: "test_max_concurrent_streams_per_connection",
         },
+        // The core also refuses a new stream while more stream objects than
+        // the limit are allocated, counting those of finished calls not yet
+        // freed; without headroom for those, a client that keeps to the
+        // limit had a share of its calls refused (REFUSED_STREAM) under
+        // load. The core's next default (an experiment in 1.85) is the same
+        // headroom.
+        CoreLimit {
+            arg: c"grpc.http2.max_deallocating_streams",
+            value: clamp(limits.max_concurrent_streams),
+            protects: "stream floods still: stream objects stay bounded at twice the stream \
+                       limit, while a client that keeps to the limit is never refused",
+            test: "test_calls_past_the_stream_limit_wait_and_none_is_refused",
+        },
         CoreLimit {
             arg: c"grpc.max_metadata_size",
             value: METADATA_SOFT_LIMIT,
