@@ -46,11 +46,12 @@ help:
 	@echo "make guide        refresh GUIDE.md: its excerpts from the code, its sessions from the binaries"
 	@echo "make core         only the gRPC C core $(GRPCIO_VERSION) (cached per machine; XDS=1 with xDS)"
 	@echo "make interop      only the interop suite (Python, Rust, grpc-js)"
-	@echo "make image       the server's OCI image, IMAGE=$(IMAGE) (buildah, root)"
+	@echo "make image        the server's OCI image, IMAGE=$(IMAGE) (buildah, root)"
 	@echo "make fuzz         the fuzz targets, FUZZ_CASES=$(FUZZ_CASES) cases each"
 	@echo "make soak         10 minutes of load with HTTP/2 abuse taking turns (SOAK_ARGS=...)"
-	@echo "make bench        the Rust server against the guide's Python server, and grpc-go once built (BENCHMARKS.md)"
+	@echo "make bench        this server against the guide's Python server, tonic, and grpc-go once built (BENCHMARKS.md)"
 	@echo "make bench-go     build the grpc-go 1.33 peer server (Debian packages; needs root once)"
+	@echo "make bench-tonic  build the tonic 0.14 peer server (crates only; make bench builds it too)"
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
