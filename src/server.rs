@@ -15,7 +15,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use grpcio::{ChannelBuilder, EnvBuilder, ResourceQuota, Server, ServerBuilder, ServerCredentials};
+use grpcio::{
+    ChannelBuilder, EnvBuilder, Environment, ResourceQuota, Server, ServerBuilder,
+    ServerCredentials,
+};
 
 use crate::calls::CallTracker;
 use crate::certificates::TlsFiles;
@@ -56,6 +59,10 @@ pub struct ServerConfig {
     /// Port of the Prometheus endpoint (`GET /metrics`, on `host`), if
     /// any; 0 lets the system pick one.
     pub metrics_port: Option<u16>,
+    /// Port of a plaintext gRPC listener serving the health service alone
+    /// (on `host`), if any; 0 lets the system pick one. For probes that
+    /// cannot speak TLS, such as the kubelet's gRPC probes.
+    pub health_port: Option<u16>,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +75,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             completion_queues: 0,
             metrics_port: None,
+            health_port: None,
         }
     }
 }
@@ -147,6 +155,8 @@ pub struct RunningServer {
     health: HealthStatus,
     calls: CallTracker,
     metrics: Option<MetricsEndpoint>,
+    /// The plaintext health listener, and its address.
+    health_only: Option<(Server, String)>,
 }
 
 /// How a graceful shutdown ended.
@@ -200,16 +210,7 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
     }
     let env = Arc::new(env.build());
     let limits = &config.limits;
-    let mut channel = ChannelBuilder::new(Arc::clone(&env)).reuse_port(config.reuse_port);
-    for limit in core_limits(limits) {
-        channel = channel.raw_cfg_int(limit.arg.into(), limit.value);
-    }
-    let args = channel
-        .set_resource_quota(
-            ResourceQuota::new(Some("fibonacci-server"))
-                .resize_memory(limits.memory_quota_mib as usize * 1024 * 1024),
-        )
-        .build_args();
+    let args = channel_args(&env, config).build_args();
 
     inbound::set_receive_limit(limits.max_message_size as usize);
     let calls = CallTracker::default();
@@ -231,7 +232,7 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
     .map_err(|error| StartError::Build(grpcio::Error::Codec(Box::new(error))))?;
     let [reflection_v1, reflection_v1alpha] = reflection::services(catalog, &metrics);
 
-    let mut server = ServerBuilder::new(env)
+    let mut server = ServerBuilder::new(Arc::clone(&env))
         .channel_args(args)
         .register_service(create_service(calls.clone(), &metrics))
         .register_service(health::create_service(health.clone(), &metrics))
@@ -241,25 +242,31 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
         .map_err(StartError::Build)?;
 
     let host = config.bracketed_host();
-    let requested = format!("{host}:{}", config.port);
-    // The C core reports a failed bind only as a multi-line log entry, so
-    // the address is tried first with the system's own bind, which gives
-    // the reason in one line ("Address already in use"). A fixed port only:
-    // port 0 always binds, and with SO_REUSEPORT a taken port is expected.
-    if config.port != 0 && !config.reuse_port {
-        if let Err(reason) = TcpListener::bind(&requested) {
-            return Err(StartError::Bind {
-                address: requested,
-                reason: Some(reason),
-            });
+    let port = bind(
+        &mut server,
+        format!("{host}:{}", config.port),
+        config.credentials(),
+        config.reuse_port,
+    )?;
+    // A server of its own, so that the plaintext port answers the health
+    // service and nothing else, whatever the main port's security.
+    let mut health_only = match config.health_port {
+        None => None,
+        Some(health_port) => {
+            let mut health_server = ServerBuilder::new(Arc::clone(&env))
+                .channel_args(channel_args(&env, config).build_args())
+                .register_service(health::create_service(health.clone(), &metrics))
+                .build()
+                .map_err(StartError::Build)?;
+            let port = bind(
+                &mut health_server,
+                format!("{host}:{health_port}"),
+                ServerCredentials::insecure(),
+                config.reuse_port,
+            )?;
+            Some((health_server, format!("{host}:{port}")))
         }
-    }
-    let port = server
-        .add_listening_port(requested.as_str(), config.credentials())
-        .map_err(|_| StartError::Bind {
-            address: requested,
-            reason: None,
-        })?;
+    };
     let metrics = match config.metrics_port {
         None => None,
         Some(metrics_port) => {
@@ -274,6 +281,9 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
         }
     };
     server.start();
+    if let Some((health_server, _)) = &mut health_only {
+        health_server.start();
+    }
     memory::spawn_trimmer(calls.clone());
     health.set_serving_status("", ServingStatus::SERVING);
     health.set_serving_status(FIBONACCI_SERVICE, ServingStatus::SERVING);
@@ -283,13 +293,62 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
         health,
         calls,
         metrics,
+        health_only,
     })
+}
+
+/// The C core's channel arguments for a server of `config`: its limits and
+/// its memory quota.
+fn channel_args(env: &Arc<Environment>, config: &ServerConfig) -> ChannelBuilder {
+    let limits = &config.limits;
+    let mut channel = ChannelBuilder::new(Arc::clone(env)).reuse_port(config.reuse_port);
+    for limit in core_limits(limits) {
+        channel = channel.raw_cfg_int(limit.arg.into(), limit.value);
+    }
+    channel.set_resource_quota(
+        ResourceQuota::new(Some("fibonacci-server"))
+            .resize_memory(limits.memory_quota_mib as usize * 1024 * 1024),
+    )
+}
+
+/// Binds `requested` (`HOST:PORT`) on `server`; returns the port bound.
+fn bind(
+    server: &mut Server,
+    requested: String,
+    credentials: ServerCredentials,
+    reuse_port: bool,
+) -> Result<u16, StartError> {
+    // The C core reports a failed bind only as a multi-line log entry, so
+    // the address is tried first with the system's own bind, which gives
+    // the reason in one line ("Address already in use"). A fixed port only:
+    // port 0 always binds, and with SO_REUSEPORT a taken port is expected.
+    if !requested.ends_with(":0") && !reuse_port {
+        if let Err(reason) = TcpListener::bind(&requested) {
+            return Err(StartError::Bind {
+                address: requested,
+                reason: Some(reason),
+            });
+        }
+    }
+    server
+        .add_listening_port(requested.as_str(), credentials)
+        .map_err(|_| StartError::Bind {
+            address: requested,
+            reason: None,
+        })
 }
 
 impl RunningServer {
     /// The address served, with the port the system picked if 0 was asked.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// The plaintext health listener's address, if it serves one.
+    pub fn health_address(&self) -> Option<&str> {
+        self.health_only
+            .as_ref()
+            .map(|(_, address)| address.as_str())
     }
 
     /// The metrics endpoint's URL, `http://HOST:PORT/metrics`, if it serves
@@ -328,6 +387,11 @@ impl RunningServer {
                 open
             }
         };
+        // Last, so that probes saw NOT_SERVING while the calls drained.
+        if let Some((mut health_server, _)) = self.health_only.take() {
+            health_server.cancel_all_calls();
+            let _ = futures_executor::block_on(health_server.shutdown());
+        }
         ShutdownReport {
             drained: in_flight.saturating_sub(cancelled),
             cancelled,
@@ -337,7 +401,7 @@ impl RunningServer {
 
 /// Serves as `config` says until SIGINT or SIGTERM, then shuts down with
 /// `grace_period` for the calls in flight, logging each step: the
-/// `listening on` line (and `metrics at`), the signal, what was drained
+/// `listening on` line (and `metrics at`, `health at`), the signal, what was drained
 /// and cancelled. What `bin/server.rs` runs.
 pub fn serve(config: &ServerConfig, grace_period: Duration) -> Result<(), String> {
     let mut signals = shutdown::listen()
@@ -353,6 +417,9 @@ pub fn serve(config: &ServerConfig, grace_period: Duration) -> Result<(), String
     // After the listening line, which scripts expect first.
     if let Some(url) = running.metrics_url() {
         log::info!("metrics at {url}");
+    }
+    if let Some(address) = running.health_address() {
+        log::info!("health at {address} (plaintext, the health service only)");
     }
 
     let signal = shutdown::wait(&mut signals);

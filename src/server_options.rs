@@ -121,6 +121,12 @@ pub struct ServerOptions {
     /// given; 0 lets the system pick a free port, printed).
     #[structopt(long)]
     metrics_port: Option<u16>,
+
+    /// Also serve the health service alone, in plaintext, on HOST:PORT
+    /// (off unless given; 0 lets the system pick a free port, printed): for
+    /// probes that cannot speak TLS, such as Kubernetes' gRPC probes.
+    #[structopt(long)]
+    health_port: Option<u16>,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -172,6 +178,7 @@ impl ServerOptions {
             },
             completion_queues: self.completion_queues,
             metrics_port: self.metrics_port,
+            health_port: self.health_port,
         })
     }
 }

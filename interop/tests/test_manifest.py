@@ -1,9 +1,11 @@
 """deploy/kubernetes.yaml: its fields, and its arguments and probes tried on
 the real server."""
 
+import copy
 import signal
 import time
 import urllib.request
+from pathlib import Path
 from typing import List
 
 import grpc
@@ -13,7 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
 from harness.servers import STEP_TIMEOUT
-from conftest import FIBONACCI, MANIFEST, PACKAGE, SERVING, at_index
+import fibonacci_pb2_grpc
+from conftest import (FIBONACCI, MANIFEST, NOT_SERVING, PACKAGE, SERVING, at_index, open_stream_sequence,
+                      wait_for)
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +111,115 @@ def test_manifest_arguments_and_probes_on_the_real_server(launch, manifest):
     assert server.wait_exit() == 0
     assert time.monotonic() - started < manifest["Deployment"]["spec"]["template"]["spec"][
         "terminationGracePeriodSeconds"]
+
+
+# --------------------------------------------------------------------------
+# The TLS overlay (deploy/tls), as kustomize would build it.
+
+TLS_OVERLAY = MANIFEST.parent / "tls" / "kustomization.yaml"
+BASE = MANIFEST.parent / "kustomization.yaml"
+
+
+def json_pointer_parent(document, path: str):
+    """The container a JSON Pointer's last step is in, and that step."""
+    steps = [step.replace("~1", "/").replace("~0", "~") for step in path.lstrip("/").split("/")]
+    for step in steps[:-1]:
+        document = document[int(step)] if isinstance(document, list) else document[step]
+    return document, steps[-1]
+
+
+def apply_json_patch(document, operations):
+    """The `add` and `replace` operations of RFC 6902, all the overlay uses."""
+    for operation in operations:
+        parent, step = json_pointer_parent(document, operation["path"])
+        value = copy.deepcopy(operation["value"])
+        if operation["op"] == "add" and isinstance(parent, list):
+            if step == "-":
+                parent.append(value)
+            else:
+                parent.insert(int(step), value)
+        elif operation["op"] in ("add", "replace"):
+            if operation["op"] == "replace":
+                assert (int(step) < len(parent)) if isinstance(parent, list) else step in parent, operation
+            parent[int(step) if isinstance(parent, list) else step] = value
+        else:
+            raise AssertionError(f"an operation this check does not know: {operation}")
+    return document
+
+
+@pytest.fixture(scope="module")
+def tls_deployment(manifest):
+    overlay = yaml.safe_load(TLS_OVERLAY.read_text())
+    assert overlay["resources"] == [".."]
+    assert yaml.safe_load(BASE.read_text())["resources"] == [MANIFEST.name]
+    [patch] = overlay["patches"]
+    assert patch["target"] == {"kind": "Deployment", "name": "fibonacci"}
+    return apply_json_patch(copy.deepcopy(manifest["Deployment"]), yaml.safe_load(patch["patch"]))
+
+
+def test_tls_overlay_mounts_the_secret_and_probes_the_health_port(tls_deployment):
+    pod = tls_deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert pod["volumes"] == [{"name": "tls", "secret": {"secretName": "fibonacci-tls"}}]
+    assert container["volumeMounts"] == [{"name": "tls", "mountPath": "/etc/fibonacci/tls", "readOnly": True}]
+    args = container["args"]
+    assert option(args, "--tls-cert") == "/etc/fibonacci/tls/tls.crt"
+    assert option(args, "--tls-key") == "/etc/fibonacci/tls/tls.key"
+    health_port = int(option(args, "--health-port"))
+    assert (health_port, "health") in [(p["containerPort"], p["name"]) for p in container["ports"]]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == health_port
+
+
+def test_tls_overlay_on_the_real_server(launch, tls_deployment, pki, tmp_path):
+    """The overlay's arguments start the real server, the secret's files
+    laid out as the kubelet mounts them: TLS on the main port (a plaintext
+    client is refused), and the probes' health checks answered in plaintext
+    on the health port, which serves nothing else."""
+    from test_tls import mount_secret  # the kubelet's layout of a secret
+
+    mount_secret(tmp_path, "..v1", Path(pki.server["cert"]), Path(pki.server["key"]))
+    [container] = tls_deployment["spec"]["template"]["spec"]["containers"]
+    args = [arg.replace("/etc/fibonacci/tls", str(tmp_path)) for arg in container["args"]]
+    for flag, value in (("--host", "127.0.0.1"), ("--port", "0"), ("--metrics-port", "0"),
+                        ("--health-port", "0")):
+        args[args.index(flag) + 1] = value
+    server = launch(*args)
+    assert server.listening_line.startswith(f"listening on 127.0.0.1:{server.port} (TLS, ")
+    assert server.wait_until(lambda: [line for line in server.stdout() if line.startswith("health at ")],
+                             STEP_TIMEOUT), server.stdout()
+    [health_line] = [line for line in server.stdout() if line.startswith("health at ")]
+    health_address = health_line.split()[2]
+    assert health_line == f"health at {health_address} (plaintext, the health service only)"
+
+    with grpc.insecure_channel(health_address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for probe in ("readinessProbe", "livenessProbe"):
+            service = container[probe]["grpc"]["service"]
+            assert health.Check(health_pb2.HealthCheckRequest(service=service),
+                                timeout=STEP_TIMEOUT).status == SERVING
+        with pytest.raises(grpc.RpcError) as raised:
+            at_index(channel, 7)
+        assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca["cert_pem"])
+    with grpc.secure_channel(f"localhost:{server.port}", credentials) as channel:
+        assert at_index(channel, 7) == 13
+    with grpc.insecure_channel(server.address) as channel:
+        with pytest.raises(grpc.RpcError) as raised:
+            at_index(channel, 7, timeout=2)
+        assert raised.value.code() is grpc.StatusCode.UNAVAILABLE
+
+    # On SIGTERM the health port says NOT_SERVING while calls drain.
+    with grpc.secure_channel(f"localhost:{server.port}", credentials) as channel:
+        stub = fibonacci_pb2_grpc.FibonacciStub(channel)
+        requests, responses = open_stream_sequence(stub)
+        requests.put(1)
+        assert next(responses).value == 1
+        server.send(signal.SIGTERM)
+        with grpc.insecure_channel(health_address) as health_channel:
+            health = health_pb2_grpc.HealthStub(health_channel)
+            assert wait_for(lambda: health.Check(health_pb2.HealthCheckRequest(service=""),
+                                                 timeout=STEP_TIMEOUT).status == NOT_SERVING, STEP_TIMEOUT)
+        requests.put(None)
+        assert list(responses) == []
+    assert server.wait_exit() == 0
