@@ -244,7 +244,8 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
     let host = config.bracketed_host();
     let port = bind(
         &mut server,
-        format!("{host}:{}", config.port),
+        &host,
+        config.port,
         config.credentials(),
         config.reuse_port,
     )?;
@@ -260,7 +261,8 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, StartError> {
                 .map_err(StartError::Build)?;
             let port = bind(
                 &mut health_server,
-                format!("{host}:{health_port}"),
+                &host,
+                health_port,
                 ServerCredentials::insecure(),
                 config.reuse_port,
             )?;
@@ -311,18 +313,20 @@ fn channel_args(env: &Arc<Environment>, config: &ServerConfig) -> ChannelBuilder
     )
 }
 
-/// Binds `requested` (`HOST:PORT`) on `server`; returns the port bound.
+/// Binds `host:port` on `server`; returns the port bound.
 fn bind(
     server: &mut Server,
-    requested: String,
+    host: &str,
+    port: u16,
     credentials: ServerCredentials,
     reuse_port: bool,
 ) -> Result<u16, StartError> {
+    let requested = format!("{host}:{port}");
     // The C core reports a failed bind only as a multi-line log entry, so
     // the address is tried first with the system's own bind, which gives
     // the reason in one line ("Address already in use"). A fixed port only:
     // port 0 always binds, and with SO_REUSEPORT a taken port is expected.
-    if !requested.ends_with(":0") && !reuse_port {
+    if port != 0 && !reuse_port {
         if let Err(reason) = TcpListener::bind(&requested) {
             return Err(StartError::Bind {
                 address: requested,

@@ -3,7 +3,6 @@ server asks each client to reconnect (so load spreads onto a replica
 added later), and past --max-connection-idle it closes connections with
 no call, a hoarder's included. Both with a GOAWAY, so no call fails."""
 
-import os
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from typing import List
 
 import grpc
 
+from harness.procfs import open_file_count
 from harness.servers import AT_INDEX, STEP_TIMEOUT
 from conftest import at_index, open_stream_sequence, wait_for
 import fibonacci_pb2_grpc
@@ -117,10 +117,6 @@ def test_connections_past_their_age_move_onto_a_replica_added_later(launch):
     assert first.stderr() == "" and second.stderr() == ""
 
 
-def open_files(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 HOARDED = 200
 
 
@@ -132,7 +128,7 @@ def test_idle_connections_past_the_idle_limit_are_closed(launch):
     next call without noticing."""
     server = launch("--max-connection-idle", "1", "--keepalive-timeout", "2", "--log", "debug")
     pid = server.process.pid
-    before = open_files(pid)
+    before = open_file_count(pid)
     hoard_s = 12
     attacker = subprocess.Popen(
         [sys.executable, str(ATTACKER), "hoard", "--port", str(server.port),
@@ -140,10 +136,10 @@ def test_idle_connections_past_the_idle_limit_are_closed(launch):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        assert wait_for(lambda: open_files(pid) >= before + HOARDED, timeout=5), open_files(pid)
+        assert wait_for(lambda: open_file_count(pid) >= before + HOARDED, timeout=5), open_file_count(pid)
         started = time.monotonic()
         # Idle for a second, then the PING's two seconds, and slack.
-        assert wait_for(lambda: open_files(pid) <= before, timeout=6), open_files(pid)
+        assert wait_for(lambda: open_file_count(pid) <= before, timeout=6), open_file_count(pid)
         closed_after = time.monotonic() - started
         assert attacker.poll() is None  # the hoarder still holds its end
     finally:
