@@ -13,8 +13,8 @@ Patches: each `grpc-core/patches/*.patch` (a unified diff against the
 source release, its reason in the text before the diff) is applied, in
 name order, before anything is compiled, and is part of the cache key. A
 build that differs from a complete one only by patches to `.c`/`.cc`
-files starts from that build's objects and compiles the patched files
-alone.
+files (its own or this one's) starts from that build's objects and
+compiles those files alone.
 
 What is compiled: by default, only the files the project's binaries link
 (grpc-core/link-set.txt, which grpc-core/link_set.py derives from the
@@ -35,6 +35,8 @@ compiling anything:
         obj/     objects, while building (an interrupted build resumes)
         lib/libgrpc_core.a
         patches  the names of the patches applied, one a line
+        patched-sources  the files those patches change, one a line
+        base     the key of the same build without patches
         compile-seconds.tsv  CPU seconds per compiled file (user + system)
         release  the release, written last: the build is complete
 
@@ -522,7 +524,7 @@ def build(release, sha256, target, files):
     sources = source_list(src, files)
     obj_dir = target / "obj"
     obj_dir.mkdir(exist_ok=True)
-    seed_from_unpatched(release, sha256, target, obj_dir)
+    seed_from_sibling(release, sha256, target, obj_dir)
     done = sum((obj_dir / object_name(s)).exists() for s in sources)
     jobs = os.cpu_count() or 1
     print(
@@ -590,27 +592,42 @@ def build(release, sha256, target, files):
         flush=True,
     )
     (target / "patches").write_text("".join(f"{p.stem}\n" for p in patches()))
+    changed = sorted({source for patch in patches() for source in patched_sources(patch)})
+    (target / "patched-sources").write_text("".join(f"{source}\n" for source in changed))
+    (target / "base").write_text(build_dir(release, sha256, with_patches=False).name + "\n")
     (target / "release").write_text(release + "\n")
     print(f"grpc-core: built {library}", flush=True)
 
 
-def seed_from_unpatched(release, sha256, target, obj_dir):
-    """Starts a patched build from the objects of the same build without
-    patches, when that one is complete and the patches change only
-    `.c`/`.cc` files: the patched files alone are compiled then."""
+def seed_from_sibling(release, sha256, target, obj_dir):
+    """Starts a patched build from the objects of a complete build that
+    differs from it only by patches (the build without patches, or one
+    with other patches): when every file either build's patches change is
+    a `.c`/`.cc` file, those files alone are compiled again."""
     base = build_dir(release, sha256, with_patches=False)
-    changed = [source for patch in patches() for source in patched_sources(patch)]
-    if (
-        base == target
-        or not (base / "release").exists()
-        or any(obj_dir.iterdir())
-        or not all(source.endswith((".c", ".cc")) for source in changed)
-    ):
+    ours = {source for patch in patches() for source in patched_sources(patch)}
+    if any(obj_dir.iterdir()):
         return
-    print(f"grpc-core: starting from the unpatched build in {base}", flush=True)
-    subprocess.run(["ar", "x", str(base / "lib" / "libgrpc_core.a")], cwd=obj_dir, check=True)
-    for source in changed:
-        (obj_dir / object_name(source)).unlink(missing_ok=True)
+    for sibling in sorted(base.parent.glob(f"{release}-*")):
+        if sibling == target or not (sibling / "release").exists():
+            continue
+        if sibling != base and read_lines(sibling / "base") != [base.name]:
+            continue
+        changed = ours | set(read_lines(sibling / "patched-sources"))
+        if not all(source.endswith((".c", ".cc")) for source in changed):
+            continue
+        print(f"grpc-core: starting from the build in {sibling}", flush=True)
+        subprocess.run(["ar", "x", str(sibling / "lib" / "libgrpc_core.a")], cwd=obj_dir, check=True)
+        for source in changed:
+            (obj_dir / object_name(source)).unlink(missing_ok=True)
+        return
+
+
+def read_lines(path):
+    """The non-empty lines of `path`, or none if it does not exist."""
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().splitlines() if line]
 
 
 def main():

@@ -52,6 +52,13 @@ pub struct Limits {
     /// closes it (with a GOAWAY; a client opens a new one for its next
     /// call). `None`: for ever.
     pub max_connection_idle: Option<Duration>,
+    /// The flow-control window of each call's request, in bytes: what a
+    /// client may send on a call before the handler reads it. The core
+    /// holds up to this much for every call open, so with the stream limit
+    /// it bounds what a connection can park in the server. `None`: the
+    /// core's own window, grown from 64 KiB to 4 MiB and more by its
+    /// estimate of the link's bandwidth-delay product.
+    pub stream_window: Option<u32>,
 }
 
 impl Default for Limits {
@@ -68,6 +75,7 @@ impl Default for Limits {
             max_connection_age: Some(Duration::from_secs(300)),
             max_connection_age_grace: None,
             max_connection_idle: Some(Duration::from_secs(300)),
+            stream_window: Some(STREAM_WINDOW),
         }
     }
 }
@@ -99,6 +107,13 @@ const METADATA_HARD_LIMIT: i32 = 16 * 1024;
 /// the attack as well, but then the bound also cuts ordinary connections'
 /// reads, at a cost per call (BENCHMARKS.md).
 const READ_AHEAD_LIMIT: i32 = 256 * 1024;
+
+/// Each call's request window by default. The core's own window grows to
+/// megabytes a call, and a client that fills its calls' windows without
+/// finishing a request parks that much in the server; this bounds it at
+/// the stream limit times this per connection (docs/hardening.md, "DATA
+/// past the window").
+pub const STREAM_WINDOW: u32 = 32 * 1024;
 
 /// The C core takes these as i32; values past that mean "no limit".
 fn clamp(value: u32) -> i32 {
@@ -263,6 +278,26 @@ pub fn core_limits(limits: &Limits) -> Vec<CoreLimit> {
             protects: "idle connections hoarded by a client: each is closed once it has had no \
                        call for this long",
             test: "test_idle_connections_past_the_idle_limit_are_closed",
+        },
+        // The core grows its windows by its estimate of the link's
+        // bandwidth-delay product, to 4 MiB a call and more, and holds up
+        // to that for every call whose handler has not read it: a client
+        // that fills its calls' windows parks that much in the server.
+        CoreLimit {
+            arg: c"grpc.http2.bdp_probe",
+            value: i32::from(limits.stream_window.is_none()),
+            protects: "off by default: request data parked in windows grown to megabytes a \
+                       call; what it costs is in the next row",
+            test: "test_the_server_serves_a_well_behaved_client_through[data-past-window-8]",
+        },
+        CoreLimit {
+            arg: c"grpc.http2.lookahead_bytes",
+            value: limits.stream_window.map_or(-1, clamp),
+            protects: "request data parked in the server by calls that never finish their \
+                       request: at most this much a call, so at most the stream limit times \
+                       this a connection; it costs a call that uploads more than this a round \
+                       trip per window's worth (--stream-window-kib 0: the core's own window)",
+            test: "test_the_server_serves_a_well_behaved_client_through[data-past-window-8]",
         },
     ]
 }

