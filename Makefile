@@ -77,10 +77,12 @@ run-clients: build
 	  $(BIN)/$$client $(ADDRESS) || exit $$?; \
 	done
 
-# Unit and integration tests and doctests first (fast, Rust only), the
+# The core and the interop suite's packages (downloads) side by side; then
+# unit and integration tests and doctests (fast, Rust only), the
 # documentation with any rustdoc warning an error, then the interop suite
 # against the guide's Python programs and grpc-js (GUIDE.md's check too).
-test: core
+test:
+	@$(MAKE) --no-print-directory -j2 core interop-tools
 	$(CARGO) test $(CARGO_FLAGS)
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc $(CARGO_FLAGS) --no-deps
 	$(MAKE) --no-print-directory interop

@@ -130,6 +130,7 @@ PCH_GROUPS = {
     "third_party/boringssl-with-bazel/": "boringssl",
 }
 PCH_SHARE = 0.4
+PCH_MIN_FILES = 20
 PCH_SAMPLE = 64
 
 # setup.py's include directories, relative to the source distribution.
@@ -545,11 +546,26 @@ def build(release, sha256, target, files):
         for source in missing:  # heaviest first, as they will be compiled
             if groups[source]:
                 members.setdefault(groups[source], []).append(source)
-        headers = {g: precompiled_header(src, obj_dir, g, files) for g, files in members.items()}
-        futures = {
-            pool.submit(compile_one, src, obj_dir, s, headers.get(groups[s])): s
-            for s in missing
+        # A header takes about as long to precompile as it saves 20 files
+        # (a patched build compiles a few): fewer, and they parse their own.
+        for group in [g for g, files in members.items() if len(files) < PCH_MIN_FILES]:
+            for source in members.pop(group):
+                groups[source] = None
+        # The precompiled headers first, two at a time like the rest; the
+        # files of no group (C, assembly) meanwhile, then the heaviest
+        # first. A file of a group waits for its header, which a thread
+        # already took: the headers are the first tasks queued.
+        headers = {
+            g: pool.submit(precompiled_header, src, obj_dir, g, files)
+            for g, files in members.items()
         }
+
+        def compile_with_header(source):
+            header = headers[groups[source]].result() if groups[source] else None
+            return compile_one(src, obj_dir, source, header)
+
+        ordered = [s for s in missing if not groups[s]] + [s for s in missing if groups[s]]
+        futures = {pool.submit(compile_with_header, s): s for s in ordered}
         seconds = {}
         for future in concurrent.futures.as_completed(futures):
             error, seconds[futures[future]] = future.result()

@@ -22,9 +22,13 @@ ifeq ($(NODE_FROM_PYPI),yes)
 INTEROP_NODE_TOOLS := $(VENV)/.node-tools
 endif
 
-.PHONY: interop soak
+.PHONY: interop interop-tools soak
 
-interop: build $(VENV)/.interop-tools $(INTEROP_NODE)/node_modules/.npm-ci $(INTEROP_STUBS)/fibonacci_pb2_grpc.py
+# What the suite needs besides the binaries: downloads mostly, which
+# make test fetches while the core compiles.
+interop-tools: $(VENV)/.interop-tools $(INTEROP_NODE)/node_modules/.npm-ci $(INTEROP_STUBS)/fibonacci_pb2_grpc.py
+
+interop: build interop-tools
 	$(VENV)/bin/python -m pytest -q $(INTEROP_DIR)/tests
 
 # Ten minutes of load and abuse (interop/soak.py); not part of make test.
