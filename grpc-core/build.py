@@ -11,7 +11,7 @@ archives the objects into libgrpc_core.a.
 
 Patches: each `grpc-core/patches/*.patch` (a unified diff against the
 source release, its reason in the text before the diff) is applied, in
-name order, before anything is compiled, and is part of the cache key. A
+name order, before anything is compiled; its diff is part of the cache key. A
 build that differs from a complete one only by patches to `.c`/`.cc`
 files (its own or this one's) starts from that build's objects and
 compiles those files alone.
@@ -280,7 +280,7 @@ def build_dir(release, sha256, with_patches=True):
         f"precompiled headers: {sorted(PCH_GROUPS.items())} {PCH_SHARE} of {PCH_SAMPLE}",
     ]
     if with_patches:
-        parts += [f"{patch.name}:{file_sha256(patch)}" for patch in patches()]
+        parts += [f"{patch.name}:{diff_sha256(patch)}" for patch in patches()]
     for part in parts:
         key.update(part.encode() + b"\0")
     return cache_root() / f"{release}-{key.hexdigest()[:16]}"
@@ -315,6 +315,14 @@ def download(release, sha256, into):
         )
     partial.rename(archive)
     return archive
+
+
+def diff_sha256(patch):
+    """The sha256 of a patch's diff: the reason written above it is not
+    part of the cache key, so rewording it compiles nothing."""
+    text = patch.read_text()
+    start = text.find("\n--- a/")
+    return hashlib.sha256(text[start + 1:].encode()).hexdigest()
 
 
 def file_sha256(path):

@@ -15,9 +15,16 @@ change makes a link fail with an undefined symbol of the core: the set is
 only what today's code uses. It takes one full compile of the core when the
 every-file build is not cached, and one build of the crates.
 
+With --within-current, step 1 is today's default build instead (the
+current link set, today's patches applied): enough when a change can only
+drop files from the set, such as a patch that compiles code out, and it
+takes no full compile (build.py starts a patched build from a sibling's
+objects). A link that fails then needs the every-file run.
+
 Standard library only, like build.py.
 """
 
+import argparse
 import os
 import re
 import subprocess
@@ -36,18 +43,18 @@ MEMBER = re.compile(r"(?:libgrpc_core\.a|libgrpcio_sys-[0-9a-f]+\.rlib)\(([^)]+\
 SOURCE_OBJECT = re.compile(r"\.(c|cc|cpp|S|asm)\.o$")
 
 
-def every_file_build():
-    """The directory of the every-file build, built if need be."""
+def core_build(build_env):
+    """The directory of the build to link against, built if need be."""
     result = subprocess.run(
         [sys.executable, str(HERE / "build.py")],
-        stdout=subprocess.PIPE, text=True, check=True,
-        env=dict(os.environ, FIB_GRPC_CORE_EVERY_FILE="1"),
+        stdout=subprocess.PIPE, text=True, check=True, env=build_env,
     )
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-def linked_members(scratch):
-    """The archive members any link of the workspace pulls in."""
+def linked_members(scratch, build_env):
+    """The archive members any link of the workspace pulls in, linked
+    against the core that `build_env` selects."""
     trace = scratch / "trace.txt"
     trace.unlink(missing_ok=True)
     linker = scratch / "tracing-cc"
@@ -57,13 +64,11 @@ def linked_members(scratch):
     )
     linker.chmod(0o755)
     env = dict(
-        os.environ,
-        FIB_GRPC_CORE_EVERY_FILE="1",
+        build_env,
         LINK_SET_TRACE=str(trace),
         CARGO_TARGET_DIR=str(scratch / "target"),
         CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER=str(linker),
     )
-    env.pop("FIB_GRPC_CORE_XDS", None)
     cargo = os.environ.get("CARGO", "cargo")
     # The workspace's own crates are built again, so every target is linked
     # (and traced) even where the scratch directory has it already; the
@@ -82,13 +87,24 @@ def linked_members(scratch):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--within-current",
+        action="store_true",
+        help="link against today's default build, not every file (a change that only drops files)",
+    )
+    args = parser.parse_args()
+    build_env = dict(os.environ)
+    build_env.pop("FIB_GRPC_CORE_XDS", None)
+    if not args.within_current:
+        build_env["FIB_GRPC_CORE_EVERY_FILE"] = "1"
     release, sha256 = build.read_release()
-    core = every_file_build()
+    core = core_build(build_env)
     sources = build.every_source(core / "src")
     by_object = {build.object_name(source): source for source in sources}
     scratch = ROOT / "target" / "link-set"
     scratch.mkdir(parents=True, exist_ok=True)
-    members = linked_members(scratch)
+    members = linked_members(scratch, build_env)
     unknown = sorted(members - set(by_object))
     if unknown:
         sys.exit(f"link-set: members that are no source of the release: {unknown[:5]}")

@@ -34,6 +34,17 @@ LEFT_OUT = {
         ("src/core/ext/upb-gen/envoy/", "src/core/ext/upb-gen/udpa/"),
         "envoy_config_cluster_v3_Cluster",
     ),
+    "grpclb": (("src/core/load_balancing/grpclb/grpclb.cc",), "GrpcLb::"),
+    "priority": (("src/core/load_balancing/priority/",), "PriorityLb"),
+    "weighted_target": (("src/core/load_balancing/weighted_target/",), "WeightedTargetLb"),
+    "outlier_detection": (("src/core/load_balancing/outlier_detection/",), "OutlierDetectionLb"),
+    "ring_hash": (("src/core/load_balancing/ring_hash/",), "RingHash"),
+    "weighted_round_robin": (("src/core/load_balancing/weighted_round_robin/",), "WeightedRoundRobin"),
+    "the promise-based HTTP/2 transport (PH2)": (
+        ("src/core/ext/transport/chttp2/transport/http2_server_transport.cc",
+         "src/core/ext/transport/chttp2/transport/http2_client_transport.cc"),
+        "grpc_core::http2::Http2ServerTransport",
+    ),
 }
 
 # What users rely on, which must stay: each part, a file of it that must be
