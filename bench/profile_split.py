@@ -9,8 +9,9 @@ N1 and N2 calls from h2load (1 connection, 1 stream), the counts dumped as
 soon as h2load is done, and the difference of the two dumps divided by
 N2 - N1. Here every function's *self* cost is kept from each dump (the
 cost lines of its own `fn=` block, not the inclusive `calls=` lines that
-follow a call), so the parts add up to the whole; the last line checks
-that against the dumps' totals, which are what bench/callgrind.sh prints.
+follow a call), so the parts add up to the whole; a line below the
+table checks that against the dumps' totals, which are what
+bench/callgrind.sh prints. Then malloc's cost by the part that calls it.
 
 With --perf SECONDS, the same split of the server's CPU time under load
 instead (h2load, 2 connections x 16 streams, as `make bench`): `perf
@@ -26,8 +27,8 @@ information), and a part is a list of source directories and files; Rust
 functions go by their crate, libc's by name.
 
     bench/profile_split.py GetSequence 46 200 1000
-    bench/profile_split.py --server target/release/server StreamSequence 4 200 1000
-    bench/profile_split.py --perf 5 GetSequence 46
+    bench/profile_split.py --server target/release/server StreamSequence 4 2 1 200 1000
+    bench/profile_split.py --perf 5 GetSequence
 
 Needs valgrind and h2load (Debian: valgrind, nghttp2-client), and perf
 for --perf (Debian: linux-perf).
