@@ -15,6 +15,9 @@
 # busy and so makes the count depend less on the run's wall time.
 # SERVER_ARGS adds flags to the server's command line, to count what one
 # costs, e.g. SERVER_ARGS="--max-connection-age 0 --max-connection-idle 0".
+# VALUE may be several, quoted ("4 2 1"): the request stream's messages.
+# KEEP_DUMPS=DIR keeps the two dumps there, as callgrind.N1.out and
+# callgrind.N2.out (bench/profile_split.py reads them).
 # Needs valgrind and h2load (Debian: valgrind, nghttp2-client).
 set -euo pipefail
 server=${1:-target/release/server}
@@ -28,8 +31,9 @@ for tool in valgrind h2load; do
 done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# One gRPC message holding Number{value}, built by the shared harness.
-PYTHONPATH="$(dirname "$0")/../interop" python3 -m harness.wire "$value" > "$work/body"
+# The gRPC messages holding Number{value}, built by the shared harness.
+# shellcheck disable=SC2086  # several values are several messages
+PYTHONPATH="$(dirname "$0")/../interop" python3 -m harness.wire $value > "$work/body"
 
 instructions_for() {
   valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
@@ -52,6 +56,7 @@ instructions_for() {
   kill -TERM "$pid"
   wait "$pid"
   sed -n 's/^summary: \([0-9]*\)/\1/p' "$dump"
+  if [ -n "${KEEP_DUMPS:-}" ]; then cp "$dump" "$KEEP_DUMPS/callgrind.$1.out"; fi
   rm -f "$work"/callgrind.out*
 }
 

@@ -4,10 +4,10 @@ call and filter path, its HTTP/2 writer and reader, completion queues,
 locks and wake-ups, the EventEngine, grpcio's Rust side, this project's
 code, malloc.
 
-Counts as bench/callgrind.sh does: the server under callgrind twice, for
-N1 and N2 calls from h2load (1 connection, 1 stream), the counts dumped as
-soon as h2load is done, and the difference of the two dumps divided by
-N2 - N1. Here every function's *self* cost is kept from each dump (the
+Counts with bench/callgrind.sh, which keeps its dumps for it: the server
+under callgrind twice, for N1 and N2 calls from h2load (1 connection, 1
+stream), the counts dumped as soon as h2load is done, and the difference
+of the two dumps divided by N2 - N1. Here every function's *self* cost is kept from each dump (the
 cost lines of its own `fn=` block, not the inclusive `calls=` lines that
 follow a call), so the parts add up to the whole; a line below the
 table checks that against the dumps' totals, which are what
@@ -35,6 +35,7 @@ for --perf (Debian: linux-perf).
 """
 
 import argparse
+import os
 import collections
 import re
 import subprocess
@@ -48,7 +49,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "interop"))
 sys.path.insert(0, str(ROOT / "grpc-core"))
 import build  # noqa: E402  (grpc-core/build.py: the cached core and its object names)
-from harness import wire  # noqa: E402
 from harness.servers import Server  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -321,43 +321,6 @@ def perf_split(args, classify):
             print(f"{100 * share / whole:6.2f}%  {part[:30]:30}  {symbol[:110]}")
 
 
-def count(server, method, body, calls, work, server_args):
-    """The callgrind dump after `calls` calls (start-up included)."""
-    out = work / f"callgrind.{calls}.out"
-    log = work / "server.out"
-    process = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", server,
-         "--host", "127.0.0.1", "--port", "0", *server_args],
-        stdout=open(log, "w"), stderr=subprocess.DEVNULL,
-    )
-    address = None
-    for _ in range(300):
-        match = re.search(r"^listening on (\S+)", log.read_text(), re.M)
-        if match:
-            address = match.group(1)
-            break
-        time.sleep(0.1)
-    if address is None:
-        process.kill()
-        sys.exit("profile_split: the server did not start under valgrind")
-    subprocess.run(
-        ["h2load", "-c", "1", "-m", "1", "-n", str(calls),
-         "-H", "content-type: application/grpc", "-H", "te: trailers",
-         "-d", str(body), f"http://{address}/fibonacci.Fibonacci/{method}"],
-        stdout=subprocess.DEVNULL, check=True,
-    )
-    subprocess.run(["callgrind_control", "--dump", str(process.pid)],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    dump = Path(f"{out}.1")
-    for _ in range(200):  # written while the server runs on
-        if dump.exists() and "\nsummary:" in dump.read_text():
-            break
-        time.sleep(0.1)
-    process.terminate()
-    process.wait()
-    return dump
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default=str(ROOT / "target" / "release" / "server"))
@@ -385,13 +348,17 @@ def main():
 
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        body = work / "body"
-        body.write_bytes(wire.number_request_body(values))
-        server_args = args.server_args.split()
-        first, first_malloc, first_total = parse_self_costs(
-            count(args.server, args.method, body, n1, work, server_args))
-        second, second_malloc, second_total = parse_self_costs(
-            count(args.server, args.method, body, n2, work, server_args))
+        # bench/callgrind.sh runs the server and the load, and keeps its dumps.
+        counted = subprocess.run(
+            [str(ROOT / "bench" / "callgrind.sh"), args.server, args.method,
+             " ".join(map(str, values)), str(n1), str(n2)],
+            env=dict(os.environ, KEEP_DUMPS=str(work), SERVER_ARGS=args.server_args),
+            capture_output=True, text=True,
+        )
+        if counted.returncode != 0:
+            sys.exit(f"profile_split: bench/callgrind.sh failed: {counted.stderr.strip()}")
+        first, first_malloc, first_total = parse_self_costs(work / f"callgrind.{n1}.out")
+        second, second_malloc, second_total = parse_self_costs(work / f"callgrind.{n2}.out")
 
     calls = n2 - n1
     per_function = {key: (second[key] - first.get(key, 0)) / calls for key in second}
